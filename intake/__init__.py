@@ -1,0 +1,1 @@
+"""Mail in: SMTP, MTA pipe, file import (and IMAP), all through :func:`intake.store.store_message`."""

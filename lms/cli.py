@@ -1,0 +1,412 @@
+"""``lms``: every component and every operator action (INTERFACE.md "The lms command").
+
+User mistakes end with one clear sentence on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from intake.deliver import EX_TEMPFAIL, deliver
+from intake.importer import header_recipients, iter_messages
+from intake.parsing.classify import classify
+from intake.parsing.mime import parse_mail
+from intake.store import UnknownRecipient, store_message
+from lms.logs import setup_logging
+from lms.processes import run_components
+from lms.views import lead_dict, list_leads, ops_status
+from models.config_apply import apply_config
+from models.db import Database
+from models.dealer_config import ConfigError, load_config_file, redacted
+from models.migrate import upgrade
+from models.settings import Settings
+from models.tables import Dealer, InboundMessage, Lead, Mailbox, OutboundMessage
+from workers.broker import queue_depths
+from workers.clock import system_clock
+from workers.runtime import build_runtime
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=None, default=str))
+
+
+def open_db() -> Database:
+    return Database(settings().database_url)
+
+
+class LmsGroup(click.Group):
+    """Turns an unreachable database into one sentence instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            fail(f"the database is not reachable or not migrated ({exc.orig}); run `lms migrate`?")
+
+
+@click.group(cls=LmsGroup)
+@click.version_option(package_name="lms")
+def main() -> None:
+    """Lead intake daemon: mail in, leads out, autoresponses and escalations."""
+    setup_logging(settings().log_format)
+
+
+# -- components ------------------------------------------------------------------------------
+@main.command()
+def run() -> None:
+    """Everything in one process: SMTP intake, workers, sweeper."""
+    run_components(settings(), smtp=True, worker=True, scheduler=True)
+
+
+@main.command()
+def smtp() -> None:
+    """The SMTP intake only."""
+    run_components(settings(), smtp=True, worker=False, scheduler=False)
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Worker threads (default LMS_WORKER_THREADS).")
+def worker(threads: int | None) -> None:
+    """The Dramatiq workers only (ingest and send)."""
+    s = settings()
+    if threads:
+        s.worker_threads = threads
+    run_components(s, smtp=False, worker=True, scheduler=False)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Sweep once and exit.")
+def scheduler(once: bool) -> None:
+    """The sweeper (and, later, time-based work): re-enqueues rows stuck in a non-final state."""
+    s = settings()
+    if once:
+        runtime = build_runtime(s)
+        try:
+            result = runtime.sweep_once()
+        finally:
+            runtime.close()
+        click.echo(f"re-enqueued {result.inbound} inbound and {result.outbound} outbound messages")
+        return
+    run_components(s, smtp=False, worker=False, scheduler=True)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    db = open_db()
+    upgrade(db)
+    db.dispose()
+    click.echo("database is up to date")
+
+
+# -- configuration ---------------------------------------------------------------------------
+@main.group()
+def config() -> None:
+    """Dealer configuration (TOML)."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_check(file: str) -> None:
+    """Validate FILE without applying it."""
+    try:
+        cfg = load_config_file(file)
+    except ConfigError as exc:
+        fail(f"{file}: {exc}")
+    click.echo(f"{file}: ok ({len(cfg.dealers)} dealer(s))")
+
+
+@config.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_apply(file: str) -> None:
+    """Validate FILE and apply it in one transaction; a bad file changes nothing."""
+    db = open_db()
+    try:
+        cfg = load_config_file(file)
+        with db.session() as session:
+            applied = apply_config(session, cfg, now=system_clock())
+    except ConfigError as exc:
+        fail(f"{file}: {exc}; the configuration in force is unchanged")
+    finally:
+        db.dispose()
+    click.echo(f"applied {file}: {', '.join(applied) or 'no dealers'}")
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True)
+def config_show(as_json: bool) -> None:
+    """The configuration in force (secrets masked)."""
+    db = open_db()
+    with db.session() as session:
+        dealers = [redacted(d.config) for d in session.scalars(select(Dealer).order_by(Dealer.id))]
+    if as_json:
+        emit_json({"dealers": dealers})
+        return
+    for dealer in dealers:
+        click.echo(f"{dealer['id']}: {dealer['name']}")
+        click.echo(f"  mailboxes:  {', '.join(dealer['mailboxes'])}")
+        click.echo(f"  forward_to: {', '.join(dealer.get('forward_to') or []) or '-'}")
+        click.echo(f"  users:      {', '.join(u['id'] for u in dealer.get('users') or []) or '-'}")
+        default = (dealer.get("distribution") or {}).get("default") or {}
+        click.echo(f"  default:    {default.get('method')} {', '.join(default.get('users') or [])}")
+
+
+# -- mail in from outside --------------------------------------------------------------------
+@main.command("deliver")
+@click.option("--recipient", required=True, help="Envelope recipient (the dealer mailbox).")
+@click.option("--sender", default="", help="Envelope sender, if the MTA passes it.")
+def deliver_cmd(recipient: str, sender: str) -> None:
+    """Store one message from stdin (MTA pipe): exit 0 stored, 67 unknown recipient, 75 try later."""
+    s = settings()
+    raw = sys.stdin.buffer.read()
+    try:
+        runtime = build_runtime(s)
+    except Exception as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    enqueue = None if s.broker_url.startswith("memory") else runtime.enqueue_ingest
+    try:
+        code = deliver(
+            runtime.db,
+            raw,
+            recipient=recipient,
+            sender=sender,
+            now=runtime.clock(),
+            enqueue=enqueue,
+            grace=timedelta(seconds=s.sweep_grace_seconds if enqueue else 0),
+        )
+    finally:
+        runtime.close()
+    if code:
+        click.echo(
+            f"error: {'unknown recipient ' + recipient if code == 67 else 'temporary failure'}", err=True
+        )
+    sys.exit(code)
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--recipient", default=None, help="Dealer mailbox for files without a usable envelope.")
+def ingest_cmd(paths: tuple[Path, ...], recipient: str | None) -> None:
+    """Import .eml files, mbox files or Maildir folders."""
+    s = settings()
+    runtime = build_runtime(s)
+    enqueue = None if s.broker_url.startswith("memory") else runtime.enqueue_ingest
+    grace = timedelta(seconds=s.sweep_grace_seconds if enqueue else 0)
+    counts = {"stored": 0, "duplicate": 0, "refused": 0}
+    try:
+        with runtime.db.session() as session:
+            mailboxes = set(session.scalars(select(Mailbox.address)))
+        messages = [m for path in paths for m in iter_messages(path)]
+        with click.progressbar(messages, label="importing", file=sys.stderr) as bar:
+            for message in bar:
+                targets = (
+                    [recipient]
+                    if recipient
+                    else [a for a in header_recipients(message.raw) if a in mailboxes][:1]
+                )
+                if not targets:
+                    counts["refused"] += 1
+                    click.echo(
+                        f"\n{message.origin}: no configured mailbox among its recipients; pass --recipient",
+                        err=True,
+                    )
+                    continue
+                try:
+                    stored = store_message(
+                        runtime.db,
+                        message.raw,
+                        envelope_from="",
+                        recipients=targets,
+                        via="ingest",
+                        now=runtime.clock(),
+                        enqueue=enqueue,
+                        grace=grace,
+                    )
+                except UnknownRecipient as exc:
+                    counts["refused"] += 1
+                    click.echo(f"\n{message.origin}: unknown recipient {exc}", err=True)
+                    continue
+                for item in stored:
+                    counts["duplicate" if item.duplicate else "stored"] += 1
+    finally:
+        runtime.close()
+    click.echo(f"stored {counts['stored']}, already there {counts['duplicate']}, refused {counts['refused']}")
+    if counts["refused"]:
+        sys.exit(1)
+
+
+@main.command("parse")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (the default output).")
+def parse_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Show what the parser sees, without storing anything."""
+    for path in paths:
+        for message in iter_messages(path):
+            parsed = parse_mail(message.raw)
+            kind = classify(parsed).kind
+            emit_json(
+                {
+                    "path": message.origin,
+                    "kind": kind,
+                    "from": {"name": parsed.from_name, "email": parsed.from_email},
+                    "reply_to": parsed.reply_to,
+                    "subject": parsed.subject,
+                    "text": parsed.body_text,
+                    "attachments": [
+                        {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                        for a in parsed.attachments
+                    ],
+                    "lead": None,
+                    "defects": parsed.defects,
+                }
+            )
+
+
+# -- leads -----------------------------------------------------------------------------------
+@main.group()
+def leads() -> None:
+    """The leads list and lead actions."""
+
+
+@leads.command("list")
+@click.option("--dealer")
+@click.option("--search")
+@click.option("--type", "type_")
+@click.option("--source")
+@click.option("--editor")
+@click.option("--status", type=click.Choice(["open", "completed"]))
+@click.option("--due", type=click.Choice(["none", "soon", "overdue"]))
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--json", "as_json", is_flag=True)
+def leads_list(as_json: bool, **filters: Any) -> None:
+    """Leads, most recent activity first."""
+    db = open_db()
+    with db.session() as session:
+        data = list_leads(session, now=system_clock(), **filters)
+    db.dispose()
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(
+        f"{'ID':>6}  {'CUSTOMER':<28} {'TYPE':<11} {'EDITOR':<10} {'SOURCE':<12} {'LAST ACTIVITY':<20} DUE"
+    )
+    for lead in data["leads"]:
+        customer = lead["contact"]["name"] or lead["contact"]["email"] or "?"
+        click.echo(
+            f"{lead['id']:>6}  {customer[:28]:<28} {lead['type']:<11} {(lead['editor'] or '(pool)'):<10} "
+            f"{(lead['source'] or '-')[:12]:<12} {lead['last_activity_at'][:19]:<20} {lead['due_state']}"
+        )
+    click.echo(f"{data['total']} lead(s)")
+
+
+@leads.command("show")
+@click.argument("lead_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def leads_show(lead_id: int, as_json: bool) -> None:
+    """One lead with contact, vehicle and timeline."""
+    db = open_db()
+    with db.session() as session:
+        lead = session.get(Lead, lead_id)
+        if lead is None:
+            fail(f"no lead {lead_id}")
+        assert lead is not None
+        data = lead_dict(session, lead, now=system_clock(), with_activities=True)
+    db.dispose()
+    if as_json:
+        emit_json(data)
+        return
+    contact = data["contact"]
+    click.echo(f"Lead {data['id']} ({data['dealer']}) · {data['status']} · {data['type']}")
+    click.echo(f"Customer: {contact['name'] or '-'} <{contact['email'] or '-'}> {contact['phone'] or ''}")
+    click.echo(f"Editor:   {data['editor'] or '(pool)'}    Source: {data['source'] or '-'}")
+    click.echo(f"Subject:  {data['subject'] or '-'}")
+    click.echo(f"Created:  {data['created_at']}    Due: {data['due_at'] or '-'} ({data['due_state']})")
+    click.echo("Timeline:")
+    for activity in data["activities"]:
+        click.echo(f"  {activity['at'][:19]}  {activity['kind']:<20} {activity['text']}")
+
+
+# -- operations ------------------------------------------------------------------------------
+@main.group()
+def ops() -> None:
+    """Operations: queue and failure view, replay."""
+
+
+@ops.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def ops_status_cmd(as_json: bool) -> None:
+    """Counts per state, queue depths, oldest pending age, dead letters."""
+    s = settings()
+    runtime = build_runtime(s)
+    try:
+        queues: dict[str, int] = {}
+        if not s.broker_url.startswith("memory"):
+            runtime.broker.declare_queue(runtime.ingest_actor.queue_name)
+            runtime.broker.declare_queue(runtime.send_actor.queue_name)
+            queues = queue_depths(runtime.broker)
+        with runtime.db.session() as session:
+            data = ops_status(session, now=runtime.clock(), queues=queues)
+    finally:
+        runtime.close()
+    if as_json:
+        emit_json(data)
+        return
+    click.echo("inbound:  " + (", ".join(f"{k} {v}" for k, v in sorted(data["inbound"].items())) or "none"))
+    click.echo("outbound: " + (", ".join(f"{k} {v}" for k, v in sorted(data["outbound"].items())) or "none"))
+    click.echo("queues:   " + (", ".join(f"{k} {v}" for k, v in data["queues"].items()) or "in-process"))
+    click.echo(
+        f"oldest pending: {data['oldest_pending_seconds']}s · dead: {data['dead']} · failed: {data['failed']}"
+    )
+
+
+@ops.command("retry")
+@click.option("--inbound", "inbound_id", type=int)
+@click.option("--outbound", "outbound_id", type=int)
+@click.option("--all-failed", is_flag=True, help="Every dead or failed row, in and out.")
+def ops_retry(inbound_id: int | None, outbound_id: int | None, all_failed: bool) -> None:
+    """Put dead or failed rows back in the pipeline (the sweeper picks them up at once)."""
+    if not (inbound_id or outbound_id or all_failed):
+        fail("say what to retry: --inbound ID, --outbound ID or --all-failed")
+    db = open_db()
+    now = system_clock()
+    with db.session() as session:
+        inbound_q = update(InboundMessage).where(InboundMessage.state.in_(("failed", "dead")))
+        outbound_q = update(OutboundMessage).where(OutboundMessage.state.in_(("failed", "dead")))
+        n_in = n_out = 0
+        if inbound_id or all_failed:
+            q = inbound_q.where(InboundMessage.id == inbound_id) if inbound_id else inbound_q
+            n_in = session.execute(
+                q.values(state="received", attempts=0, next_attempt_at=now, updated_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+        if outbound_id or all_failed:
+            q = outbound_q.where(OutboundMessage.id == outbound_id) if outbound_id else outbound_q
+            n_out = session.execute(
+                q.values(state="queued", attempts=0, next_attempt_at=now, updated_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+    db.dispose()
+    click.echo(f"queued again: {n_in} inbound, {n_out} outbound")
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    main()

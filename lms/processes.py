@@ -1,0 +1,95 @@
+"""The long-running components, alone or all together, with a graceful stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from intake.smtp import IntakeHandler, make_smtp_controller
+from models.config_apply import apply_config
+from models.dealer_config import load_config_file
+from models.settings import Settings, split_host_port
+from workers.runtime import PeriodicSweeper, Runtime, build_runtime
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_stop_signal() -> None:
+    stop = threading.Event()
+
+    def _handler(signum: int, _frame: object) -> None:
+        log.info("signal %s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    while not stop.wait(1.0):
+        pass
+
+
+def apply_config_at_start(runtime: Runtime, settings: Settings) -> None:
+    path = settings.config or ("lms.toml" if Path("lms.toml").exists() else None)
+    if not path:
+        return
+    config = load_config_file(path)
+    with runtime.db.session() as session:
+        applied = apply_config(session, config, now=runtime.clock())
+    log.info("configuration %s applied (dealers: %s)", path, ", ".join(applied) or "none")
+
+
+def run_components(
+    settings: Settings,
+    *,
+    smtp: bool,
+    worker: bool,
+    scheduler: bool,
+    wait: Callable[[], None] = wait_for_stop_signal,
+) -> None:
+    runtime = build_runtime(settings)
+    apply_config_at_start(runtime, settings)
+    stoppers: list[Callable[[], None]] = []
+    try:
+        if worker:
+            dramatiq_worker = runtime.start_worker()
+            stoppers.append(lambda: dramatiq_worker.stop(timeout=10_000))
+            log.info(
+                "workers started (%d threads, broker %s)",
+                settings.worker_threads,
+                settings.broker_url.split("@")[-1],
+            )
+        if scheduler:
+            sweeper = PeriodicSweeper(runtime, settings.sweep_interval_seconds)
+            sweeper.start()
+            stoppers.append(sweeper.stop)
+            log.info("sweeper started (every %.0fs)", settings.sweep_interval_seconds)
+        if smtp:
+            host, port = split_host_port(settings.smtp_listen)
+            # With the in-process broker and no worker here, enqueueing would go nowhere:
+            # leave the rows to the sweeper of the process that has the workers.
+            enqueue = (
+                runtime.enqueue_ingest if (worker or not settings.broker_url.startswith("memory")) else None
+            )
+            handler = IntakeHandler(
+                runtime.db,
+                enqueue=enqueue,
+                clock=runtime.clock,
+                grace_seconds=settings.sweep_grace_seconds if enqueue else 0,
+            )
+            controller = make_smtp_controller(
+                handler, host=host, port=port, max_bytes=settings.smtp_max_bytes
+            )
+            controller.start()
+            stoppers.append(controller.stop)
+            log.info("SMTP intake listening on %s:%d", host, port)
+        wait()
+    finally:
+        for stop in reversed(stoppers):
+            try:
+                stop()
+            except Exception:
+                log.exception("error while stopping")
+        runtime.close()
+        log.info("stopped")

@@ -1,0 +1,146 @@
+"""Leads and operations as the JSON shapes of INTERFACE.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from models.tables import (
+    INBOUND_PENDING_STATES,
+    OUTBOUND_PENDING_STATES,
+    Contact,
+    InboundMessage,
+    Lead,
+    LeadActivity,
+    OutboundMessage,
+    Source,
+    User,
+)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def due_state(lead: Lead, now: datetime) -> str:
+    """none | soon | overdue; the escalation work refines "soon" with the reminder point."""
+    if lead.status != "open" or lead.due_at is None:
+        return "none"
+    return "overdue" if now >= lead.due_at else "none"
+
+
+def lead_dict(session: Session, lead: Lead, *, now: datetime, with_activities: bool) -> dict[str, Any]:
+    vehicle = {"make": None, "model": None, "year": None, "status": None, "vin": None, "price": None}
+    vehicle.update(lead.vehicle or {})
+    data: dict[str, Any] = {
+        "id": lead.id,
+        "dealer": lead.dealer_id,
+        "status": lead.status,
+        "type": lead.type,
+        "source": lead.source.name if lead.source else None,
+        "editor": lead.editor.username if lead.editor else None,
+        "group": lead.group,
+        "subject": lead.subject,
+        "contact": {
+            "id": lead.contact.id,
+            "name": lead.contact.name,
+            "email": lead.contact.email,
+            "phone": lead.contact.phone,
+        },
+        "vehicle": vehicle,
+        "message": lead.message,
+        "created_at": iso(lead.created_at),
+        "last_activity_at": iso(lead.last_activity_at),
+        "due_at": iso(lead.due_at),
+        "due_state": due_state(lead, now),
+        "completion_reason": lead.completion_reason.code if lead.completion_reason else None,
+        "inbound_id": lead.inbound_id,
+    }
+    if with_activities:
+        rows = session.scalars(
+            select(LeadActivity)
+            .where(LeadActivity.lead_id == lead.id)
+            .order_by(LeadActivity.at, LeadActivity.id)
+        )
+        data["activities"] = [{"at": iso(a.at), "kind": a.kind, "text": a.text} for a in rows]
+    return data
+
+
+def list_leads(
+    session: Session,
+    *,
+    now: datetime,
+    dealer: str | None = None,
+    search: str | None = None,
+    type_: str | None = None,
+    source: str | None = None,
+    editor: str | None = None,
+    status: str | None = None,
+    due: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    query = select(Lead).join(Contact, Lead.contact_id == Contact.id)
+    if dealer:
+        query = query.where(Lead.dealer_id == dealer)
+    if type_:
+        query = query.where(Lead.type == type_)
+    if status:
+        query = query.where(Lead.status == status)
+    if source:
+        query = query.where(Lead.source_id.in_(select(Source.id).where(Source.name == source)))
+    if editor:
+        query = query.where(Lead.editor_id.in_(select(User.id).where(User.username == editor)))
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Contact.name).like(pattern),
+                func.lower(Contact.email).like(pattern),
+                func.lower(Lead.subject).like(pattern),
+                func.lower(Lead.message).like(pattern),
+            )
+        )
+    leads = list(session.scalars(query.order_by(Lead.last_activity_at.desc(), Lead.id.desc())).unique())
+    if due:
+        leads = [lead for lead in leads if due_state(lead, now) == due]
+    page = leads[offset : offset + limit]
+    return {
+        "leads": [lead_dict(session, lead, now=now, with_activities=False) for lead in page],
+        "total": len(leads),
+    }
+
+
+def ops_status(session: Session, *, now: datetime, queues: dict[str, int]) -> dict[str, Any]:
+    inbound = dict(
+        session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).tuples().all()
+    )
+    outbound = dict(
+        session.execute(select(OutboundMessage.state, func.count()).group_by(OutboundMessage.state)).tuples().all()
+    )
+    oldest = [
+        session.scalar(
+            select(func.min(InboundMessage.received_at)).where(
+                InboundMessage.state.in_(INBOUND_PENDING_STATES)
+            )
+        ),
+        session.scalar(
+            select(func.min(OutboundMessage.created_at)).where(
+                OutboundMessage.state.in_(OUTBOUND_PENDING_STATES)
+            )
+        ),
+    ]
+    pending = [t for t in oldest if t is not None]
+    oldest_seconds = max(0.0, (now - min(pending)).total_seconds()) if pending else 0
+    failed_outbound = outbound.get("failed", 0)
+    return {
+        "inbound": inbound,
+        "outbound": outbound,
+        "queues": queues,
+        "oldest_pending_seconds": round(oldest_seconds),
+        "dead": inbound.get("dead", 0) + outbound.get("dead", 0),
+        "failed": failed_outbound,
+    }

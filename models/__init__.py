@@ -1,0 +1,1 @@
+"""The data and the business rules on it."""

@@ -1,0 +1,55 @@
+"""May we send an automatic answer to this message? (Pure, RFC 3834 section 2.)
+
+Never answer automatic, bulk or list mail, bounces, no-reply or daemon addresses, nor our
+own mail coming back; at most one autoresponse per recipient in a window. The caller passes
+the facts; this module decides and says why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from intake.parsing.classify import Classification
+from intake.parsing.mime import ParsedMail
+
+OUR_HEADER = "X-LMS-Origin"
+NO_REPLY_LOCALPART = re.compile(
+    r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|mailer-daemon|postmaster|bounces?)(\+.*)?$",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Gate:
+    send: bool
+    reason: str
+
+
+def autoresponse_gate(
+    parsed: ParsedMail,
+    classification: Classification,
+    *,
+    recipient: str,
+    envelope_from: str,
+    last_autoresponse_at: datetime | None,
+    window: timedelta,
+    now: datetime,
+) -> Gate:
+    if classification.kind != "lead":
+        return Gate(False, f"{classification.kind}: {classification.reason}")
+    if parsed.header(OUR_HEADER.lower()):
+        return Gate(False, "our own mail came back")
+    if not recipient or "@" not in recipient:
+        return Gate(False, "no customer address to answer")
+    if NO_REPLY_LOCALPART.match(recipient.partition("@")[0]):
+        return Gate(False, f"{recipient} does not take replies")
+    if envelope_from in ("", "<>") and parsed.return_path == "":
+        return Gate(False, "null envelope sender (automatic mail)")
+    suppress = parsed.header("x-auto-response-suppress").lower()
+    if any(token in suppress for token in ("all", "autoreply", "oof")):
+        return Gate(False, f"X-Auto-Response-Suppress: {suppress}")
+    if last_autoresponse_at is not None and now - last_autoresponse_at < window:
+        return Gate(False, f"{recipient} got an autoresponse at {last_autoresponse_at.isoformat()}")
+    return Gate(True, "")

@@ -1,0 +1,300 @@
+"""The dealer configuration file (INTERFACE.md "Dealer configuration"): schema and validation.
+
+Every section is strict: an unknown key is an error with its full path, because a
+misspelled key silently ignored is a rule that silently does not apply.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from models.durations import parse_duration
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+HOURS_BLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+class ConfigError(Exception):
+    """A refused configuration: ``key`` is the path in the file, ``reason`` says why."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}" if key else reason)
+        self.key = key
+        self.reason = reason
+
+
+def _email(value: str) -> str:
+    if not EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value.strip().lower()
+
+
+def _slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise ValueError(f"{value!r} must be a lower-case slug (letters, digits, - _ .)")
+    return value
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]
+Slug = Annotated[str, AfterValidator(_slug)]
+Duration = Annotated[str, AfterValidator(_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DateRange(Strict):
+    from_: date = Field(alias="from")
+    to: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.to < self.from_:
+            raise ValueError("'to' is before 'from'")
+        return self
+
+
+class UserConfig(Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+    email: Email
+    role: Literal["seller", "supervisor", "admin"] = "seller"
+    supervisor: str | None = None
+    weight: float = Field(default=1.0, ge=0)
+    max_open: int | None = Field(default=None, ge=0)
+    absent: list[DateRange] = []
+
+
+class SourceConfig(Strict):
+    name: str = Field(min_length=1)
+    from_: list[str] = Field(default=[], alias="from")
+    subject: list[str] = []
+
+
+class Assignment(Strict):
+    method: Literal["user", "round_robin", "weighted", "least_open", "pool"]
+    users: list[str] = []
+    user: str | None = None
+
+
+class RuleConfig(Strict):
+    name: str
+    when: dict[str, Any] = {}
+    assign: Assignment
+    group: str = "default"
+
+
+class DistributionConfig(Strict):
+    existing_contacts: Literal["owner", "normal"] = "owner"
+    default: Assignment = Assignment(method="pool")
+    rules: list[RuleConfig] = []
+
+
+class HoursConfig(Strict):
+    mon: str | None = None
+    tue: str | None = None
+    wed: str | None = None
+    thu: str | None = None
+    fri: str | None = None
+    sat: str | None = None
+    sun: str | None = None
+    holidays: str | None = None
+    closed: list[date] = []
+
+    @field_validator("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    @classmethod
+    def _blocks(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for block in value.split(","):
+            block = block.strip()
+            if not HOURS_BLOCK.match(block) or block[:5] >= block[6:]:
+                raise ValueError(f'{block!r} is no opening block like "08:00-18:00"')
+        return value
+
+
+class EscalationConfig(Strict):
+    stage1: Duration = "2h"
+    reminder: Duration = "30m"
+    stage2: Duration = "4h"
+    stage2_resubmission: Duration = "24h"
+
+
+class TemplateConfig(Strict):
+    header_image: str | None = None
+    subject: dict[str, str] = {}
+    intro: dict[str, str] = {}
+    seller_footer: str | None = None
+    legal_footer: str | None = None
+    attachments: list[str] = []
+
+
+class ImapConfig(Strict):
+    host: str
+    port: int = Field(default=993, gt=0, lt=65536)
+    security: Literal["tls", "starttls", "none"] = "tls"
+    user: str
+    password: str | None = None
+    password_env: str | None = None
+    folder: str = "INBOX"
+    after: Literal["flag", "move"] = "flag"
+    move_to: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImapConfig:
+        if (self.password is None) == (self.password_env is None):
+            raise ValueError("give exactly one of 'password' and 'password_env'")
+        if self.after == "move" and not self.move_to:
+            raise ValueError("after = \"move\" needs 'move_to'")
+        return self
+
+
+class CompletionReasonConfig(Strict):
+    code: Slug
+    label: str = Field(min_length=1)
+    hidden: bool = False
+
+
+class DealerConfig(Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+    mailboxes: list[Email] = Field(min_length=1)
+    forward_to: list[Email] = []
+    from_name: str | None = None
+    from_address: Email | None = None
+    timezone: str = "Europe/Berlin"
+    language: Literal["de", "en"] = "de"
+    country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+    hours: HoursConfig = HoursConfig()
+    escalation: EscalationConfig = EscalationConfig()
+    users: list[UserConfig] = []
+    sources: list[SourceConfig] = []
+    distribution: DistributionConfig = DistributionConfig()
+    templates: dict[str, TemplateConfig] = {}
+    imap: list[ImapConfig] = []
+    completion_reasons: list[CompletionReasonConfig] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'{value!r} is no IANA time zone such as "Europe/Berlin"') from None
+        return value
+
+    @property
+    def sender_name(self) -> str:
+        return self.from_name or self.name
+
+    @property
+    def sender_address(self) -> str:
+        return self.from_address or self.mailboxes[0]
+
+
+class FileConfig(Strict):
+    dealers: list[DealerConfig] = []
+
+
+def _loc_to_key(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += ("." if key else "") + str(part).rstrip("_")
+    return key
+
+
+def _check_references(config: FileConfig) -> None:
+    """Rules across keys that the per-field schema cannot see."""
+    seen_dealers: set[str] = set()
+    seen_mailboxes: dict[str, str] = {}
+    for d_index, dealer in enumerate(config.dealers):
+        where = f"dealers[{d_index}]"
+        if dealer.id in seen_dealers:
+            raise ConfigError(f"{where}.id", f"dealer {dealer.id!r} appears twice")
+        seen_dealers.add(dealer.id)
+        for m_index, mailbox in enumerate(dealer.mailboxes):
+            if mailbox in seen_mailboxes:
+                raise ConfigError(
+                    f"{where}.mailboxes[{m_index}]",
+                    f"{mailbox} already belongs to dealer {seen_mailboxes[mailbox]!r}",
+                )
+            seen_mailboxes[mailbox] = dealer.id
+        users = {u.id: u for u in dealer.users}
+        if len(users) != len(dealer.users):
+            raise ConfigError(f"{where}.users", "a user id appears twice")
+        for u_index, user in enumerate(dealer.users):
+            if user.supervisor is not None and user.supervisor not in users:
+                raise ConfigError(
+                    f"{where}.users[{u_index}].supervisor",
+                    f"unknown user {user.supervisor!r}",
+                )
+        assignments = [("distribution.default", dealer.distribution.default)] + [
+            (f"distribution.rules[{i}].assign", rule.assign)
+            for i, rule in enumerate(dealer.distribution.rules)
+        ]
+        for path, assignment in assignments:
+            named = list(assignment.users) + ([assignment.user] if assignment.user else [])
+            for name in named:
+                if name not in users:
+                    raise ConfigError(f"{where}.{path}.users", f"unknown user {name!r}")
+            if assignment.method not in ("pool",) and not named:
+                raise ConfigError(f"{where}.{path}", f"method {assignment.method!r} names no user")
+
+
+def validate_config(data: dict[str, Any]) -> FileConfig:
+    try:
+        config = FileConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown key"
+        raise ConfigError(_loc_to_key(first["loc"]), reason) from None
+    _check_references(config)
+    return config
+
+
+def load_config_file(path: str | Path) -> FileConfig:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("", f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path}: not valid TOML ({exc})") from None
+    return validate_config(data)
+
+
+def redacted(dealer: dict[str, Any]) -> dict[str, Any]:
+    """The dealer configuration without secrets, for display."""
+    copy = dict(dealer)
+    copy["imap"] = [
+        {**box, "password": "********"} if box.get("password") is not None else dict(box)
+        for box in dealer.get("imap", [])
+    ]
+    return copy

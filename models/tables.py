@@ -1,0 +1,258 @@
+"""SQLAlchemy tables. One schema for SQLite and PostgreSQL; Alembic migrations mirror it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to them on both databases.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite has no BIGINT autoincrement; PostgreSQL ids should not run out.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns aware UTC datetimes on both databases (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; pass an aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Dealer(Base):
+    __tablename__ = "dealers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    from_name: Mapped[str] = mapped_column(String(200))
+    from_address: Mapped[str] = mapped_column(String(320))
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    country: Mapped[str] = mapped_column(String(2), default="DE")
+    forward_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The dealer's whole configuration as applied (secrets included; never printed as is).
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Mailbox(Base):
+    __tablename__ = "mailboxes"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"), index=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("dealer_id", "username"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"))
+    username: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16), default="seller")
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    max_open: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Users dropped from the configuration stay (leads refer to them) but take no new leads.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("dealer_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dealer_id: Mapped[str | None] = mapped_column(ForeignKey("dealers.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(100))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CompletionReason(Base):
+    __tablename__ = "completion_reasons"
+    __table_args__ = (UniqueConstraint("dealer_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # NULL: a system reason every dealer has.
+    dealer_id: Mapped[str | None] = mapped_column(ForeignKey("dealers.id"), nullable=True)
+    code: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_dealer_email", "dealer_id", "email"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)  # normalised
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)  # E.164 where known
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RotationCounter(Base):
+    """Where a rotation stands, per dealer and user list; advanced atomically in the database."""
+
+    __tablename__ = "rotation_counters"
+
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    counter: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        # The same bytes delivered twice to the same dealer are stored once.
+        UniqueConstraint("dealer_id", "sha256"),
+        Index("ix_inbound_state_next", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str | None] = mapped_column(String(998), nullable=True, index=True)
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    envelope_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    via: Mapped[str] = mapped_column(String(16))  # smtp | deliver | ingest | imap
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # received → processed | ignored | unrecognised | failed → dead
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the sweeper should enqueue it again if it is still not final.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        # One lead per enquiry in a message: running ingest twice cannot duplicate it.
+        UniqueConstraint("inbound_id", "ordinal"),
+        Index("ix_leads_dealer_status", "dealer_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+    type: Mapped[str] = mapped_column(String(32), default="general")
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"), nullable=True)
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    group: Mapped[str] = mapped_column(String(64), default="default")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | completed
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    vehicle: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completion_reason_id: Mapped[int | None] = mapped_column(
+        ForeignKey("completion_reasons.id"), nullable=True
+    )
+
+    contact: Mapped[Contact] = relationship(lazy="joined")
+    editor: Mapped[User | None] = relationship(lazy="joined")
+    source: Mapped[Source | None] = relationship(lazy="joined")
+    completion_reason: Mapped[CompletionReason | None] = relationship(lazy="joined")
+
+
+class LeadActivity(Base):
+    __tablename__ = "lead_activities"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OutboundMessage(Base):
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        Index("ix_outbound_state_next", "state", "next_attempt_at"),
+        Index("ix_outbound_dealer_kind_rcpt", "dealer_id", "kind", "recipient", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), nullable=True, index=True)
+    # What this mail is for, unique: writing the same mail twice is impossible.
+    purpose: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # autoresponse | forward | notification | …
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    envelope_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The person this mail is for (lower-cased), for "one autoresponse per recipient" rules.
+    recipient: Mapped[str] = mapped_column(String(320), default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # queued → sending → sent | failed (permanent) | dead (attempts exhausted)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Queued: not before this. Sending: the lease; past it the send is presumed crashed.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+INBOUND_FINAL_STATES = ("processed", "ignored", "unrecognised", "dead", "deleted")
+INBOUND_PENDING_STATES = ("received", "failed")
+OUTBOUND_FINAL_STATES = ("sent", "failed", "dead", "expired")
+OUTBOUND_PENDING_STATES = ("queued", "sending")

@@ -1,0 +1,1 @@
+"""The pipeline: broker, thin actors, mailer, sweeper."""

@@ -1,0 +1,38 @@
+"""The Dramatiq broker named by ``LMS_BROKER_URL``: ``memory://``, ``redis://…``, ``amqp://…``."""
+
+from __future__ import annotations
+
+from dramatiq import Broker
+from dramatiq.brokers.stub import StubBroker
+
+
+def make_broker(url: str) -> Broker:
+    scheme = url.partition("://")[0].lower()
+    if scheme == "memory":
+        # Messages live in this process only; the sweeper recovers what a crash loses.
+        return StubBroker()
+    if scheme in ("redis", "rediss", "unix"):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url)
+    if scheme in ("amqp", "amqps"):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, confirm_delivery=True)
+    raise ValueError(f"LMS_BROKER_URL: unknown scheme {scheme!r} (memory://, redis://, amqp://)")
+
+
+def queue_depths(broker: Broker) -> dict[str, int]:
+    """Messages waiting per queue, where the broker can tell (best effort, for ``ops status``)."""
+    depths: dict[str, int] = {}
+    for queue in sorted(broker.get_declared_queues()):
+        try:
+            if isinstance(broker, StubBroker):
+                depths[queue] = broker.queues[queue].qsize()
+            elif hasattr(broker, "get_queue_message_counts"):
+                depths[queue] = int(broker.get_queue_message_counts(queue)[0])
+            elif hasattr(broker, "client") and hasattr(broker, "namespace"):
+                depths[queue] = int(broker.client.llen(f"{broker.namespace}:{queue}"))
+        except Exception:  # a broker that cannot answer now: leave the queue out
+            continue
+    return depths

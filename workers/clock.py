@@ -1,0 +1,12 @@
+"""The time source. Rules take ``now`` as a parameter; the runtime asks a clock for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,167 @@
+"""Everything a process of ours needs, built from settings: database, broker, actors, relay.
+
+Actors are thin: they carry row ids only, load the row, call the rule code, persist, and
+enqueue the next step after the commit. Retries are not the broker's: a failure is written
+to the row with the time of the next attempt, and the sweeper enqueues it then. So retry
+state survives any restart and shows in ``lms ops status``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import dramatiq
+from dramatiq import Broker, Worker
+
+from intake.store import announce
+from models.db import Database
+from models.settings import Settings
+from models.tables import InboundMessage
+from workers.broker import make_broker
+from workers.clock import Clock, system_clock
+from workers.delivery import SendPolicy, send_outbound
+from workers.ingest import ingest_message
+from workers.relay import Relay, relay_from_url
+from workers.sweeper import SweepResult, sweep
+
+log = logging.getLogger(__name__)
+
+
+def ingest_backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=30) * (2 ** max(attempts - 1, 0)), timedelta(hours=1))
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    broker: Broker
+    relay: Relay
+    clock: Clock = system_clock
+    ingest_actor: dramatiq.Actor = field(init=False)
+    send_actor: dramatiq.Actor = field(init=False)
+
+    def __post_init__(self) -> None:
+        prefix = self.settings.queue_prefix
+        options = {"max_retries": 0, "time_limit": int(self.settings.actor_time_limit_seconds * 1000)}
+        self.ingest_actor = dramatiq.Actor(
+            self.ingest,
+            broker=self.broker,
+            actor_name=f"{prefix}.ingest",
+            queue_name=f"{prefix}.ingest",
+            priority=0,
+            options=dict(options),
+        )
+        self.send_actor = dramatiq.Actor(
+            self.send,
+            broker=self.broker,
+            actor_name=f"{prefix}.send",
+            queue_name=f"{prefix}.send",
+            priority=0,
+            options=dict(options),
+        )
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.settings.sweep_grace_seconds)
+
+    @property
+    def send_policy(self) -> SendPolicy:
+        return SendPolicy(
+            max_attempts=self.settings.send_max_attempts,
+            lease=timedelta(seconds=max(self.settings.relay_timeout * 4, 60)),
+        )
+
+    # -- enqueueing -------------------------------------------------------------------------
+    def enqueue_ingest(self, inbound_id: int) -> None:
+        self.ingest_actor.send(inbound_id)
+
+    def enqueue_send(self, outbound_id: int) -> None:
+        self.send_actor.send(outbound_id)
+
+    # -- actor bodies -----------------------------------------------------------------------
+    def ingest(self, inbound_id: int) -> None:
+        now = self.clock()
+        try:
+            with self.db.session() as session:
+                result = ingest_message(session, inbound_id, now=now, grace=self.grace)
+        except Exception as exc:
+            log.exception("ingest of inbound message %s failed", inbound_id)
+            self._record_ingest_failure(inbound_id, exc, now)
+            return
+        for outbound_id in result.outbound_ids:
+            announce(self.enqueue_send, outbound_id)
+
+    def _record_ingest_failure(self, inbound_id: int, exc: Exception, now: datetime) -> None:
+        with self.db.session() as session:
+            row = session.get(InboundMessage, inbound_id, with_for_update=True)
+            if row is None:
+                return
+            row.attempts += 1
+            row.error = f"{type(exc).__name__}: {exc}"[:4000]
+            row.updated_at = now
+            if row.attempts >= self.settings.ingest_max_attempts:
+                row.state, row.next_attempt_at = "dead", None
+            else:
+                row.state, row.next_attempt_at = "failed", now + ingest_backoff(row.attempts)
+
+    def send(self, outbound_id: int) -> None:
+        send_outbound(self.db, outbound_id, self.relay, now=self.clock(), policy=self.send_policy)
+
+    # -- sweeper ----------------------------------------------------------------------------
+    def sweep_once(self, now: datetime | None = None) -> SweepResult:
+        return sweep(
+            self.db,
+            now=now or self.clock(),
+            grace=self.grace,
+            enqueue_ingest=self.enqueue_ingest,
+            enqueue_send=self.enqueue_send,
+        )
+
+    def start_worker(self, threads: int | None = None) -> Worker:
+        # Without process_boot the TimeLimit middleware never starts its timer thread.
+        self.broker.emit_after("process_boot")
+        worker = Worker(
+            self.broker, worker_threads=threads or self.settings.worker_threads, worker_timeout=200
+        )
+        worker.start()
+        return worker
+
+    def close(self) -> None:
+        self.broker.close()
+        self.db.dispose()
+
+
+def build_runtime(settings: Settings, *, clock: Clock = system_clock) -> Runtime:
+    db = Database(settings.database_url)
+    broker = make_broker(settings.broker_url)
+    relay = relay_from_url(settings.relay_url, timeout=settings.relay_timeout)
+    return Runtime(settings=settings, db=db, broker=broker, relay=relay, clock=clock)
+
+
+class PeriodicSweeper:
+    """Sweeps at start and then every ``interval`` seconds until stopped."""
+
+    def __init__(self, runtime: Runtime, interval: float) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lms-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.runtime.sweep_once()
+            except Exception:
+                log.exception("sweep failed; trying again in %.0fs", self.interval)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
