@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import OperationalError
+
 from intake.store import Enqueue, UnknownRecipient, store_message
 from models.db import Database
 
@@ -46,6 +48,10 @@ def deliver(
         )
     except UnknownRecipient:
         return EX_NOUSER
+    except OperationalError as exc:
+        # Expected during an outage: one line for the MTA's log, the MTA retries.
+        log.error("database unavailable, message for %s deferred: %s", recipient, exc.orig)
+        return EX_TEMPFAIL
     except Exception:
         log.exception("could not store the message for %s", recipient)
         return EX_TEMPFAIL

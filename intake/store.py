@@ -81,7 +81,7 @@ def store_message(
         owners = dict(
             session.execute(
                 select(Mailbox.address, Mailbox.dealer_id).where(Mailbox.address.in_(recipients))
-            ).tuples().all()
+            ).all()
         )
         unknown = [r for r in recipients if r not in owners]
         if unknown:

@@ -49,7 +49,8 @@ def emit_json(data: Any) -> None:
 
 
 def open_db() -> Database:
-    return Database(settings().database_url)
+    s = settings()
+    return Database(s.database_url, sqlite_busy_timeout_ms=s.sqlite_busy_timeout_ms)
 
 
 class LmsGroup(click.Group):
@@ -110,11 +111,20 @@ def scheduler(once: bool) -> None:
 
 @main.command()
 def migrate() -> None:
-    """Apply the database migrations."""
+    """Apply the database migrations (and the dealer file named by LMS_CONFIG, if set)."""
     db = open_db()
-    upgrade(db)
-    db.dispose()
-    click.echo("database is up to date")
+    try:
+        upgrade(db)
+        click.echo("database is up to date")
+        path = settings().config
+        if path:
+            with db.session() as session:
+                applied = apply_config(session, load_config_file(path), now=system_clock())
+            click.echo(f"applied {path}: {', '.join(applied) or 'no dealers'}")
+    except ConfigError as exc:
+        fail(f"{settings().config}: {exc}; the configuration in force is unchanged")
+    finally:
+        db.dispose()
 
 
 # -- configuration ---------------------------------------------------------------------------

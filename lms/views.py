@@ -116,10 +116,10 @@ def list_leads(
 
 def ops_status(session: Session, *, now: datetime, queues: dict[str, int]) -> dict[str, Any]:
     inbound = dict(
-        session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).tuples().all()
+        session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).all()
     )
     outbound = dict(
-        session.execute(select(OutboundMessage.state, func.count()).group_by(OutboundMessage.state)).tuples().all()
+        session.execute(select(OutboundMessage.state, func.count()).group_by(OutboundMessage.state)).all()
     )
     oldest = [
         session.scalar(

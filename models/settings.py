@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     relay_timeout: float = Field(default=30.0, gt=0)
     config: str | None = None
     log_format: str = "text"
+    # How long a SQLite writer waits for the lock before the operation fails (and SMTP says 451).
+    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
     worker_threads: int = Field(default=4, ge=1)
     # How long a stored row may sit in a non-final state before the sweeper enqueues it again.
     sweep_grace_seconds: float = Field(default=60.0, ge=0)

@@ -1,0 +1,1 @@
+"""Test helpers: real services, a real SMTP sink, a TCP proxy that can be cut."""

@@ -1,0 +1,63 @@
+"""Our own commands as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lms_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
+    env.update({f"LMS_{k.upper()}": v for k, v in settings.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def lms(
+    *args: str, env: dict[str, str], cwd: Path | None = None, input: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "lms", *args],
+        env=env,
+        cwd=cwd or ROOT,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class LmsProcess:
+    def __init__(self, *args: str, env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lms", *args],
+            env=env,
+            cwd=cwd or ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
