@@ -70,7 +70,9 @@ def serve_ours(port: int, url: str, ready: multiprocessing.synchronize.Event) ->
     db = Database(url)
     upgrade(db)
     with db.session() as session:
-        apply_config(session, load_config_file(Path(__file__).parents[1] / "examples/lms.toml"), now=system_clock())
+        apply_config(
+            session, load_config_file(Path(__file__).parents[1] / "examples/lms.toml"), now=system_clock()
+        )
     controller = make_smtp_controller(IntakeHandler(db), host="127.0.0.1", port=port, max_bytes=26_214_400)
     controller.start()
     ready.set()
@@ -154,9 +156,8 @@ def main() -> None:
 
 class ScratchPostgres:
     def __init__(self, server_url: str) -> None:
-        from sqlalchemy.engine import make_url
-
         import psycopg
+        from sqlalchemy.engine import make_url
 
         self.admin = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.name = f"lms_bench_{uuid.uuid4().hex[:8]}"
