@@ -40,9 +40,16 @@ def normalise_address(address: str) -> str:
     return address.strip().strip("<>").strip().lower()
 
 
+def mailbox_key(address: str) -> str:
+    """The configured mailbox an address reaches: ``muster+r-token@x`` reaches ``muster@x``
+    (our Reply-To carries a reply token in the sub-address, RFC 5233)."""
+    local, at, domain = normalise_address(address).partition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}"
+
+
 def dealer_for_address(db: Database, address: str) -> str | None:
     with db.session() as session:
-        return session.scalar(select(Mailbox.dealer_id).where(Mailbox.address == normalise_address(address)))
+        return session.scalar(select(Mailbox.dealer_id).where(Mailbox.address == mailbox_key(address)))
 
 
 def header_message_id(raw: bytes) -> str | None:
@@ -72,6 +79,7 @@ def store_message(
     """Store ``raw`` once per dealer among ``recipients``; raise :class:`UnknownRecipient` if
     any recipient is no configured mailbox (then nothing is stored)."""
     recipients = [normalise_address(r) for r in recipients]
+    keys = {r: mailbox_key(r) for r in recipients}
     if not recipients:
         raise UnknownRecipient("no recipient")
     digest = hashlib.sha256(raw).hexdigest()
@@ -80,15 +88,15 @@ def store_message(
     with db.session() as session:
         owners = dict(
             session.execute(
-                select(Mailbox.address, Mailbox.dealer_id).where(Mailbox.address.in_(recipients))
+                select(Mailbox.address, Mailbox.dealer_id).where(Mailbox.address.in_(set(keys.values())))
             ).all()
         )
-        unknown = [r for r in recipients if r not in owners]
+        unknown = [r for r in recipients if keys[r] not in owners]
         if unknown:
             raise UnknownRecipient(unknown[0])
         per_dealer: dict[str, list[str]] = {}
         for address in recipients:
-            per_dealer.setdefault(owners[address], []).append(address)
+            per_dealer.setdefault(owners[keys[address]], []).append(address)
         for dealer_id, addresses in per_dealer.items():
             statement = (
                 dialect_insert(session, InboundMessage)

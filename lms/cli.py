@@ -18,11 +18,10 @@ from sqlalchemy.exc import OperationalError
 
 from intake.deliver import EX_TEMPFAIL, deliver
 from intake.importer import header_recipients, iter_messages
-from intake.parsing.classify import classify
-from intake.parsing.mime import parse_mail
 from intake.store import UnknownRecipient, store_message
 from lms.logs import setup_logging
 from lms.processes import run_components
+from lms.unassigned import parse_report, unassigned
 from lms.views import lead_dict, list_leads, ops_status
 from models.config_apply import apply_config
 from models.db import Database
@@ -266,29 +265,22 @@ def ingest_cmd(paths: tuple[Path, ...], recipient: str | None) -> None:
 
 @main.command("parse")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="JSON lines (the default output).")
-def parse_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
-    """Show what the parser sees, without storing anything."""
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (the only output there is).")
+@click.option("--dealer", default=None, help="Use this dealer's source rules.")
+def parse_cmd(paths: tuple[Path, ...], as_json: bool, dealer: str | None) -> None:
+    """Show what the parser sees, one JSON line per message, without storing anything."""
+    rules: list[dict[str, Any]] = []
+    if dealer:
+        db = open_db()
+        with db.session() as session:
+            row = session.get(Dealer, dealer)
+            if row is None:
+                fail(f"no dealer {dealer!r}")
+            rules = list((row.config if row else {}).get("sources") or [])
+        db.dispose()
     for path in paths:
         for message in iter_messages(path):
-            parsed = parse_mail(message.raw)
-            kind = classify(parsed).kind
-            emit_json(
-                {
-                    "path": message.origin,
-                    "kind": kind,
-                    "from": {"name": parsed.from_name, "email": parsed.from_email},
-                    "reply_to": parsed.reply_to,
-                    "subject": parsed.subject,
-                    "text": parsed.body_text,
-                    "attachments": [
-                        {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                        for a in parsed.attachments
-                    ],
-                    "lead": None,
-                    "defects": parsed.defects,
-                }
-            )
+            emit_json(parse_report(message.origin, message.raw, rules))
 
 
 # -- leads -----------------------------------------------------------------------------------
@@ -415,6 +407,9 @@ def ops_retry(inbound_id: int | None, outbound_id: int | None, all_failed: bool)
             ).rowcount  # type: ignore[attr-defined]
     db.dispose()
     click.echo(f"queued again: {n_in} inbound, {n_out} outbound")
+
+
+main.add_command(unassigned)
 
 
 if __name__ == "__main__":

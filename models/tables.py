@@ -123,13 +123,18 @@ class CompletionReason(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
-    __table_args__ = (Index("ix_contacts_dealer_email", "dealer_id", "email"),)
+    __table_args__ = (
+        Index("ix_contacts_dealer_email", "dealer_id", "email"),
+        Index("ix_contacts_dealer_phone", "dealer_id", "phone"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"))
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)  # normalised
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)  # E.164 where known
+    # first_name, last_name, salutation, street, postal_code, city, phones (all, E.164)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -178,6 +183,9 @@ class Lead(Base):
         # One lead per enquiry in a message: running ingest twice cannot duplicate it.
         UniqueConstraint("inbound_id", "ordinal"),
         Index("ix_leads_dealer_status", "dealer_id", "status"),
+        Index("ix_leads_dealer_external", "dealer_id", "external_id"),
+        Index("ix_leads_dealer_fingerprint", "dealer_id", "fingerprint"),
+        Index("ix_leads_contact_status", "contact_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -194,6 +202,15 @@ class Lead(Base):
     subject: Mapped[str | None] = mapped_column(Text, nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     vehicle: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    trade_ins: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    links: Mapped[list[str]] = mapped_column(JSON, default=list)
+    format: Mapped[str] = mapped_column(String(16), default="mail")  # adf | portal | form | mail | call
+    # The sender's id of the lead (ADF <id>, call id): a re-sent lead is recognised by it.
+    external_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # What the enquiry says, hashed: a portal's re-sent mail is recognised by it.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # In our Reply-To ("mailbox+r-TOKEN@domain"): a customer's answer finds its lead by it.
+    reply_token: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

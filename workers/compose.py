@@ -139,6 +139,7 @@ def build_message(
     in_reply_to: str | None = None,
     references: list[str] | None = None,
     auto_submitted: str | None = None,
+    reply_to: str | None = None,
 ) -> bytes:
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(display_name=header_safe(from_name), addr_spec=from_address)
@@ -146,6 +147,8 @@ def build_message(
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
+    if reply_to:
+        message["Reply-To"] = reply_to
     if in_reply_to:
         message["In-Reply-To"] = header_safe(in_reply_to)
         message["References"] = header_safe(" ".join([*(references or []), in_reply_to]))

@@ -1,20 +1,30 @@
-"""A stored inbound message becomes a contact, an open lead, an assignment and an
-autoresponse in the outbox, all in one transaction. Safe to run any number of times."""
+"""A stored inbound message becomes what it means, in one transaction, safe to repeat:
+
+- automatic mail (bounce, auto-reply, bulk, saved-search alert): ``ignored`` with the reason;
+- a customer's reply to our mail: an activity on its lead;
+- each enquiry in it: a contact (matched by email, then phone) and either an activity on the
+  contact's open lead or a new lead, assigned by rotation and answered by the autoresponder;
+- a mail nobody can make sense of: ``unrecognised``, waiting for a person.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from intake.parsing.classify import classify
+from intake.parsing.enquiry import Enquiry
+from intake.parsing.extract import Extraction, extract
 from intake.parsing.mime import ParsedMail, parse_mail
-from models.autoresponse_gate import NO_REPLY_LOCALPART, autoresponse_gate
+from models.autoresponse_gate import autoresponse_gate
+from models.contacts import normalise_email, normalise_phone
 from models.db import dialect_insert
 from models.rotation import pick_by_turn
 from models.tables import (
@@ -26,6 +36,7 @@ from models.tables import (
     LeadActivity,
     OutboundMessage,
     RotationCounter,
+    Source,
     User,
 )
 from workers.compose import build_message, render_autoresponse, salutation
@@ -33,6 +44,7 @@ from workers.compose import build_message, render_autoresponse, salutation
 log = logging.getLogger(__name__)
 
 AUTORESPONSE_WINDOW = timedelta(hours=24)
+RESEND_WINDOW = timedelta(days=30)
 
 
 @dataclass
@@ -53,54 +65,48 @@ def ingest_message(
         return IngestResult("missing")
     if row.state in INBOUND_FINAL_STATES:
         return IngestResult(row.state)
+    return process_inbound(session, row, now=now, grace=grace)
+
+
+def process_inbound(
+    session: Session,
+    row: InboundMessage,
+    *,
+    now: datetime,
+    grace: timedelta,
+    force_source: str | None = None,
+) -> IngestResult:
     dealer = session.get(Dealer, row.dealer_id)
     assert dealer is not None
-
     parsed = parse_mail(row.raw)
-    classification = classify(parsed)
-    if classification.kind != "lead":
-        _finish(row, "ignored", f"{classification.kind}: {classification.reason}", now)
+    extraction = extract(
+        parsed, dealer_sources=dealer.config.get("sources") or [], envelope_to=row.envelope_to
+    )
+    if extraction.kind in ("auto_reply", "bounce", "bulk"):
+        _finish(row, "ignored", f"{extraction.kind}: {extraction.reason}", now)
         return IngestResult("ignored")
 
-    customer_email = _customer_address(parsed)
-    if not customer_email:
-        _finish(row, "unrecognised", "no customer address in From, Reply-To or Sender", now)
+    replied = _lead_replied_to(session, dealer.id, extraction)
+    if replied is not None:
+        text = _strip_quote(parsed.body_text)[:20000]
+        _activity(session, replied, now, "customer_reply", text or parsed.subject, inbound_id=row.id)
+        replied.last_activity_at = now
+        _finish(row, "processed", f"reply to lead {replied.id}", now)
+        return IngestResult("processed", lead_ids=[replied.id])
+
+    if extraction.kind == "unrecognised" or not extraction.enquiries:
+        _finish(row, "unrecognised", extraction.reason or "no enquiry found", now)
         return IngestResult("unrecognised")
 
-    contact = _contact(session, dealer.id, customer_email, parsed.from_name, now)
-    lead = Lead(
-        dealer_id=dealer.id,
-        contact_id=contact.id,
-        inbound_id=row.id,
-        ordinal=0,
-        type="general",
-        group="default",
-        status="open",
-        language=dealer.language,
-        subject=parsed.subject[:500] or None,
-        message=parsed.body_text[:20000],
-        vehicle={},
-        created_at=now,
-        last_activity_at=now,
-    )
-    session.add(lead)
-    session.flush()
-    _activity(
-        session, lead, now, "received", f"Received via {row.via} from {customer_email}", inbound_id=row.id
-    )
-
-    editor = _rotate(session, dealer)
-    if editor is not None:
-        lead.editor_id = editor.id
-        _activity(session, lead, now, "assigned", f"Assigned to {editor.username} by rotation (default)")
-    else:
-        _activity(session, lead, now, "assigned", "No default user available: left in the pool")
-
-    result = IngestResult("processed", lead_ids=[lead.id])
-    outbound = _autoresponse(session, dealer, lead, contact, editor, row, parsed, classification, now, grace)
-    if outbound is not None:
-        result.outbound_ids.append(outbound)
-    _finish(row, "processed", None, now)
+    result = IngestResult("processed")
+    for ordinal, enquiry in enumerate(extraction.enquiries):
+        if force_source:
+            enquiry.source = force_source
+        lead, outbound_id = _apply_enquiry(session, dealer, row, parsed, enquiry, ordinal, now, grace)
+        result.lead_ids.append(lead.id)
+        if outbound_id is not None:
+            result.outbound_ids.append(outbound_id)
+    _finish(row, "processed", extraction.reason or None, now)
     return result
 
 
@@ -112,33 +118,198 @@ def _finish(row: InboundMessage, state: str, reason: str | None, now: datetime) 
     row.updated_at = now
 
 
-def _customer_address(parsed: ParsedMail) -> str:
-    """The customer's address: From, unless From is a no-reply robot and Reply-To says more."""
-    sender = parsed.from_email
-    if (not sender or NO_REPLY_LOCALPART.match(sender.partition("@")[0])) and parsed.reply_to:
-        return parsed.reply_to
-    return sender if "@" in sender else ""
+def _activity(session: Session, lead: Lead, now: datetime, kind: str, text: str, **extra: Any) -> None:
+    session.add(LeadActivity(lead_id=lead.id, at=now, kind=kind, text=text, data={}, **extra))
 
 
-def _contact(session: Session, dealer_id: str, email: str, name: str, now: datetime) -> Contact:
-    contact = session.scalar(
-        select(Contact)
-        .where(Contact.dealer_id == dealer_id, Contact.email == email)
-        .order_by(Contact.id)
-        .limit(1)
+_QUOTE_START = re.compile(
+    r"^(>|-{2,} ?(original|ursprüngliche)|am .{5,80} schrieb|on .{5,80} wrote|von: |from: )", re.I
+)
+
+
+def _strip_quote(text: str) -> str:
+    """The new part of a reply: up to the first quoted line or "On … wrote:" header."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if _QUOTE_START.match(line.strip()):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip() or text.strip()
+
+
+def _lead_replied_to(session: Session, dealer_id: str, extraction: Extraction) -> Lead | None:
+    if extraction.reply_token:
+        lead = session.scalar(
+            select(Lead).where(Lead.dealer_id == dealer_id, Lead.reply_token == extraction.reply_token)
+        )
+        if lead is not None:
+            return lead
+    if extraction.reply_message_ids:
+        lead_id = session.scalar(
+            select(OutboundMessage.lead_id).where(
+                OutboundMessage.dealer_id == dealer_id,
+                OutboundMessage.message_id.in_(extraction.reply_message_ids),
+            )
+        )
+        if lead_id is not None:
+            return session.get(Lead, lead_id)
+    return None
+
+
+def fingerprint(enquiry: Enquiry) -> str:
+    """What makes two mails the same enquiry: who, about what, saying what."""
+    words = " ".join(re.findall(r"\w+", enquiry.message.lower()))[:2000]
+    parts = [
+        enquiry.source.lower(),
+        normalise_email(enquiry.customer.email),
+        ",".join(sorted(re.sub(r"\D", "", p) for p in enquiry.customer.phones)),
+        enquiry.vehicle.make.lower(),
+        enquiry.vehicle.model.lower(),
+        enquiry.vehicle.vin,
+        enquiry.vehicle.url,
+        words,
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _resent_lead(
+    session: Session, dealer_id: str, enquiry: Enquiry, digest: str, now: datetime
+) -> Lead | None:
+    conditions: list[ColumnElement[bool]] = [
+        (Lead.fingerprint == digest) & (Lead.created_at >= now - RESEND_WINDOW)
+    ]
+    if enquiry.external_id:
+        conditions.append(Lead.external_id == enquiry.external_id)
+    return session.scalar(
+        select(Lead).where(Lead.dealer_id == dealer_id, or_(*conditions)).order_by(Lead.id).limit(1)
     )
+
+
+def match_contact(session: Session, dealer: Dealer, enquiry: Enquiry, now: datetime) -> Contact:
+    """Email first, then phone (E.164, the dealer's country as default region); merge new
+    details without overwriting good ones with empty ones."""
+    customer = enquiry.customer
+    email = normalise_email(customer.email) if customer.email else ""
+    phones = [p for p in (normalise_phone(raw, dealer.country) for raw in customer.phones) if p]
+    contact = None
+    if email:
+        contact = session.scalar(
+            select(Contact)
+            .where(Contact.dealer_id == dealer.id, Contact.email == email)
+            .order_by(Contact.id)
+            .limit(1)
+        )
+    if contact is None and phones:
+        contact = session.scalar(
+            select(Contact)
+            .where(Contact.dealer_id == dealer.id, Contact.phone.in_(phones))
+            .order_by(Contact.id)
+            .limit(1)
+        )
     if contact is None:
-        contact = Contact(dealer_id=dealer_id, email=email, name=name or None, created_at=now, updated_at=now)
+        contact = Contact(dealer_id=dealer.id, created_at=now, updated_at=now, details={})
         session.add(contact)
-        session.flush()
-    elif name and not contact.name:
-        contact.name = name
-        contact.updated_at = now
+    details = dict(contact.details or {})
+    for key in ("first_name", "last_name", "salutation", "street", "postal_code", "city"):
+        value = getattr(customer, key)
+        if value and not details.get(key):
+            details[key] = value
+    known = list(details.get("phones") or [])
+    details["phones"] = known + [p for p in phones if p not in known]
+    contact.details = details
+    if customer.display_name and not contact.name:
+        contact.name = customer.display_name[:200]
+    if email and not contact.email:
+        contact.email = email
+    if phones and not contact.phone:
+        contact.phone = phones[0]
+    contact.updated_at = now
+    session.flush()
     return contact
 
 
-def _activity(session: Session, lead: Lead, now: datetime, kind: str, text: str, **extra: Any) -> None:
-    session.add(LeadActivity(lead_id=lead.id, at=now, kind=kind, text=text, data={}, **extra))
+def _source_id(session: Session, dealer_id: str, name: str) -> int | None:
+    if not name:
+        return None
+    session.execute(
+        dialect_insert(session, Source)
+        .values(dealer_id=dealer_id, name=name[:100], rules={})
+        .on_conflict_do_nothing(index_elements=["dealer_id", "name"])
+    )
+    return session.scalar(select(Source.id).where(Source.dealer_id == dealer_id, Source.name == name[:100]))
+
+
+def _apply_enquiry(
+    session: Session,
+    dealer: Dealer,
+    row: InboundMessage,
+    parsed: ParsedMail,
+    enquiry: Enquiry,
+    ordinal: int,
+    now: datetime,
+    grace: timedelta,
+) -> tuple[Lead, int | None]:
+    digest = fingerprint(enquiry)
+    resent = _resent_lead(session, dealer.id, enquiry, digest, now)
+    if resent is not None:
+        why = "ADF status resend" if enquiry.resend else "same enquiry as before"
+        _activity(session, resent, now, "resent", f"The enquiry arrived again ({why}); no new lead.",
+                  inbound_id=row.id)  # fmt: skip
+        return resent, None
+
+    contact = match_contact(session, dealer, enquiry, now)
+    open_lead = session.scalar(
+        select(Lead)
+        .where(Lead.dealer_id == dealer.id, Lead.contact_id == contact.id, Lead.status == "open")
+        .order_by(Lead.last_activity_at.desc())
+        .limit(1)
+    )
+    if open_lead is not None:
+        text = f"New enquiry ({enquiry.type}): {parsed.subject}\n{enquiry.message}".strip()
+        _activity(session, open_lead, now, "enquiry", text[:20000], inbound_id=row.id)
+        open_lead.last_activity_at = now
+        if not open_lead.vehicle and not enquiry.vehicle.is_empty():
+            open_lead.vehicle = enquiry.vehicle.as_dict()
+        _activity(
+            session, open_lead, now, "autoresponse_skipped", "follow-up on an open lead: not answered again"
+        )
+        return open_lead, None
+
+    lead = Lead(
+        dealer_id=dealer.id,
+        contact_id=contact.id,
+        inbound_id=row.id,
+        ordinal=ordinal,
+        type=enquiry.type,
+        source_id=_source_id(session, dealer.id, enquiry.source),
+        group="default",
+        status="open",
+        language=enquiry.language or dealer.language,
+        subject=parsed.subject[:500] or None,
+        message=enquiry.message[:20000],
+        vehicle=enquiry.vehicle.as_dict(),
+        trade_ins=[v.as_dict() for v in enquiry.trade_ins],
+        links=enquiry.links,
+        format=enquiry.format,
+        external_id=enquiry.external_id[:300] or None,
+        fingerprint=digest,
+        reply_token=secrets.token_hex(8),
+        created_at=now,
+        last_activity_at=now,
+    )
+    session.add(lead)
+    session.flush()
+    who = contact.email or contact.phone or "unknown"
+    _activity(session, lead, now, "received", f"Received via {row.via} from {who} ({enquiry.format}, "
+              f"{enquiry.source or 'no source'})", inbound_id=row.id)  # fmt: skip
+
+    editor = _rotate(session, dealer)
+    if editor is not None:
+        lead.editor_id = editor.id
+        _activity(session, lead, now, "assigned", f"Assigned to {editor.username} by rotation (default)")
+    else:
+        _activity(session, lead, now, "assigned", "No default user available: left in the pool")
+    return lead, _autoresponse(session, dealer, lead, contact, editor, row, parsed, now, grace)
 
 
 def _rotate(session: Session, dealer: Dealer) -> User | None:
@@ -172,6 +343,11 @@ def _rotate(session: Session, dealer: Dealer) -> User | None:
     return users[chosen] if chosen else None
 
 
+def reply_address(mailbox: str, token: str) -> str:
+    local, _, domain = mailbox.partition("@")
+    return f"{local}+r-{token}@{domain}"
+
+
 def _autoresponse(
     session: Session,
     dealer: Dealer,
@@ -180,10 +356,11 @@ def _autoresponse(
     editor: User | None,
     row: InboundMessage,
     parsed: ParsedMail,
-    classification: Any,
     now: datetime,
     grace: timedelta,
 ) -> int | None:
+    from intake.parsing.classify import Classification
+
     recipient = contact.email or ""
     last = session.scalar(
         select(func.max(OutboundMessage.created_at)).where(
@@ -194,7 +371,7 @@ def _autoresponse(
     )
     gate = autoresponse_gate(
         parsed,
-        classification,
+        Classification("lead"),
         recipient=recipient,
         envelope_from=row.envelope_from,
         last_autoresponse_at=last,
@@ -205,6 +382,8 @@ def _autoresponse(
         _activity(session, lead, now, "autoresponse_skipped", gate.reason)
         return None
     lang = lead.language or dealer.language
+    vehicle = lead.vehicle or {}
+    label = vehicle.get("label") or " ".join(str(vehicle[k]) for k in ("make", "model") if vehicle.get(k))
     context = {
         "dealer": {"id": dealer.id, "name": dealer.name, "email": dealer.from_address},
         "editor": {"name": editor.name, "email": editor.email} if editor else {"name": "", "email": ""},
@@ -214,7 +393,7 @@ def _autoresponse(
             "salutation": salutation(contact.name, lang),
         },
         "lead": {"id": lead.id, "type": lead.type, "subject": lead.subject or ""},
-        "vehicle": {"label": ""},
+        "vehicle": {"label": label, **{k: v for k, v in vehicle.items() if isinstance(v, str | int | float)}},
     }
     rendered = render_autoresponse(
         templates=dealer.config.get("templates") or {},
@@ -236,6 +415,7 @@ def _autoresponse(
         in_reply_to=parsed.message_id or None,
         references=parsed.references,
         auto_submitted="auto-replied",
+        reply_to=reply_address(dealer.from_address, lead.reply_token or ""),
     )
     outbound = OutboundMessage(
         dealer_id=dealer.id,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 10:23:10.342922
+Create Date: 2026-11-28 10:38:08.848819
 """
 
 from __future__ import annotations
@@ -44,10 +44,7 @@ def upgrade() -> None:
     op.create_table(
         "completion_reasons",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("dealer_id", sa.String(length=64), nullable=True),
         sa.Column("code", sa.String(length=64), nullable=False),
@@ -62,15 +59,13 @@ def upgrade() -> None:
     op.create_table(
         "contacts",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("dealer_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["dealer_id"], ["dealers.id"], name=op.f("fk_contacts_dealer_id_dealers")),
@@ -78,14 +73,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.create_index("ix_contacts_dealer_email", ["dealer_id", "email"], unique=False)
+        batch_op.create_index("ix_contacts_dealer_phone", ["dealer_id", "phone"], unique=False)
 
     op.create_table(
         "inbound_messages",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("dealer_id", sa.String(length=64), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
@@ -135,10 +128,7 @@ def upgrade() -> None:
     op.create_table(
         "sources",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("dealer_id", sa.String(length=64), nullable=True),
         sa.Column("name", sa.String(length=100), nullable=False),
@@ -150,10 +140,7 @@ def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("dealer_id", sa.String(length=64), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
@@ -172,10 +159,7 @@ def upgrade() -> None:
     op.create_table(
         "leads",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("dealer_id", sa.String(length=64), nullable=False),
         sa.Column("contact_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -190,14 +174,18 @@ def upgrade() -> None:
         sa.Column("subject", sa.Text(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("vehicle", sa.JSON(), nullable=False),
+        sa.Column("trade_ins", sa.JSON(), nullable=False),
+        sa.Column("links", sa.JSON(), nullable=False),
+        sa.Column("format", sa.String(length=16), nullable=False),
+        sa.Column("external_id", sa.String(length=300), nullable=True),
+        sa.Column("fingerprint", sa.String(length=64), nullable=True),
+        sa.Column("reply_token", sa.String(length=32), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
-            "completion_reason_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            nullable=True,
+            "completion_reason_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.ForeignKeyConstraint(
             ["completion_reason_id"],
@@ -208,25 +196,24 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["dealer_id"], ["dealers.id"], name=op.f("fk_leads_dealer_id_dealers")),
         sa.ForeignKeyConstraint(["editor_id"], ["users.id"], name=op.f("fk_leads_editor_id_users")),
         sa.ForeignKeyConstraint(
-            ["inbound_id"],
-            ["inbound_messages.id"],
-            name=op.f("fk_leads_inbound_id_inbound_messages"),
+            ["inbound_id"], ["inbound_messages.id"], name=op.f("fk_leads_inbound_id_inbound_messages")
         ),
         sa.ForeignKeyConstraint(["source_id"], ["sources.id"], name=op.f("fk_leads_source_id_sources")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_leads")),
         sa.UniqueConstraint("inbound_id", "ordinal", name=op.f("uq_leads_inbound_id_ordinal")),
+        sa.UniqueConstraint("reply_token", name=op.f("uq_leads_reply_token")),
     )
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_leads_contact_id"), ["contact_id"], unique=False)
+        batch_op.create_index("ix_leads_contact_status", ["contact_id", "status"], unique=False)
+        batch_op.create_index("ix_leads_dealer_external", ["dealer_id", "external_id"], unique=False)
+        batch_op.create_index("ix_leads_dealer_fingerprint", ["dealer_id", "fingerprint"], unique=False)
         batch_op.create_index("ix_leads_dealer_status", ["dealer_id", "status"], unique=False)
 
     op.create_table(
         "outbound_messages",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("dealer_id", sa.String(length=64), nullable=False),
         sa.Column("lead_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -254,9 +241,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbound_messages", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_outbound_dealer_kind_rcpt",
-            ["dealer_id", "kind", "recipient", "created_at"],
-            unique=False,
+            "ix_outbound_dealer_kind_rcpt", ["dealer_id", "kind", "recipient", "created_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_outbound_messages_lead_id"), ["lead_id"], unique=False)
         batch_op.create_index("ix_outbound_state_next", ["state", "next_attempt_at"], unique=False)
@@ -264,10 +249,7 @@ def upgrade() -> None:
     op.create_table(
         "lead_activities",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("lead_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -325,6 +307,9 @@ def downgrade() -> None:
     op.drop_table("outbound_messages")
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_index("ix_leads_dealer_status")
+        batch_op.drop_index("ix_leads_dealer_fingerprint")
+        batch_op.drop_index("ix_leads_dealer_external")
+        batch_op.drop_index("ix_leads_contact_status")
         batch_op.drop_index(batch_op.f("ix_leads_contact_id"))
 
     op.drop_table("leads")
@@ -341,6 +326,7 @@ def downgrade() -> None:
 
     op.drop_table("inbound_messages")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_index("ix_contacts_dealer_phone")
         batch_op.drop_index("ix_contacts_dealer_email")
 
     op.drop_table("contacts")
