@@ -11,8 +11,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from intake.parsing.enquiry import CustomerInfo, Enquiry
-from intake.parsing.extract import extract
+from intake.parsing.enquiry import Enquiry
+from intake.parsing.extract import extract, sender_as_customer
 from intake.parsing.mime import parse_mail
 from models.db import Database
 from models.settings import Settings
@@ -151,9 +151,10 @@ def create_lead_cmd(message_id: int, email: str, phone: str, name: str, type_: s
         dealer = session.get(Dealer, row.dealer_id)
         assert dealer is not None
         parsed = parse_mail(row.raw)
-        customer = CustomerInfo(
-            name=name or parsed.from_name, email=email or parsed.reply_to or parsed.from_email
-        )
+        # Never a no-reply robot or a portal as the customer: the same rule as recognition.
+        customer = sender_as_customer(parsed, system_sender=False)
+        customer.name = name or customer.name
+        customer.email = email.strip().lower() or customer.email
         if phone:
             customer.phones.append(phone)
         if not (customer.email or customer.phones):

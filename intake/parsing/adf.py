@@ -41,10 +41,9 @@ class AdfResult:
 
 def find_documents(text: str) -> list[str]:
     """Every ``<adf>…</adf>`` in a text, an XML attachment or an HTML body (comments too)."""
-    if "<adf" not in text.lower():
-        return []
-    found = _DOCUMENT.findall(text)
-    if not found and "&lt;adf" in text.lower():  # ADF pasted into HTML as text
+    lowered = text.lower()
+    found = _DOCUMENT.findall(text) if "<adf" in lowered else []
+    if not found and "&lt;adf" in lowered:  # ADF pasted into HTML as text
         found = _DOCUMENT.findall(html.unescape(text))
     return found
 

@@ -22,8 +22,8 @@ _BOUNCE_SUBJECT = re.compile(
     re.I,
 )
 _AUTO_REPLY_SUBJECT = re.compile(
-    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|"
-    r"abwesend|i am away|urlaub)",
+    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|automatische antwort|out of (the )?office|"
+    r"abwesenheit|abwesend|i am away|urlaub|r(é|e)ponse automatique|risposta automatica)",
     re.I,
 )
 

@@ -130,7 +130,7 @@ def _from_fields(fields: dict[str, str]) -> Enquiry:
         city=fields.get("city", ""),
     )
     for key in ("mobile", "phone"):
-        if re.search(r"\d{4}", fields.get(key, "")):
+        if len(re.sub(r"\D", "", fields.get(key, ""))) >= 6:
             customer.phones.append(fields[key])
     enquiry.customer = customer
     vehicle = VehicleInfo(
@@ -211,7 +211,7 @@ def _xml_texts(parsed: ParsedMail) -> list[str]:
     return [t for t in texts if t]
 
 
-def _sender_as_customer(parsed: ParsedMail, *, system_sender: bool) -> CustomerInfo:
+def sender_as_customer(parsed: ParsedMail, *, system_sender: bool) -> CustomerInfo:
     """The person behind the mail: From, unless From is a system (a portal, a no-reply robot,
     the dealer's own form mailer), then Reply-To (which must itself be a person)."""
     candidates = [(parsed.from_name, parsed.from_email), (parsed.reply_to_name, parsed.reply_to)]
@@ -247,7 +247,7 @@ def extract(
         for rule in dealer_sources
         if rule.get("from")
     )
-    sender_customer = _sender_as_customer(parsed, system_sender=system_sender)
+    sender_customer = sender_as_customer(parsed, system_sender=system_sender)
 
     adf = parse_adf(_xml_texts(parsed))
     result.problems += adf.problems
@@ -258,7 +258,8 @@ def extract(
             if source and enquiry.source == "ADF":
                 enquiry.source = source
             if not (enquiry.customer.email or enquiry.customer.phones):
-                enquiry.customer.merge(sender_customer)
+                # An ADF mail comes from a lead system: only a personal Reply-To can stand in.
+                enquiry.customer.merge(sender_as_customer(parsed, system_sender=True))
     elif adf.documents and adf.problems:
         return Extraction("unrecognised", "ADF refused: " + "; ".join(adf.problems), problems=adf.problems)
     elif (call := _call_lead(parsed)) is not None:
