@@ -17,7 +17,7 @@ from intake.parsing.mime import parse_mail
 from models.db import Database
 from models.settings import Settings
 from models.tables import Dealer, InboundMessage
-from workers.ingest import _apply_enquiry, _finish, process_inbound
+from workers.ingest import _finish, apply_enquiry, process_inbound
 
 
 def parse_report(path: str, raw: bytes, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def create_lead_cmd(message_id: int, email: str, phone: str, name: str, type_: s
         enquiry = Enquiry(
             type=type_, source=source, customer=customer, message=parsed.body_text, format="manual"
         )
-        lead, _ = _apply_enquiry(session, dealer, row, parsed, enquiry, 0, now, timedelta(0))
+        lead, _ = apply_enquiry(session, dealer, row, parsed, enquiry, 0, now, timedelta(0))
         _finish(row, "processed", "lead created by hand", now)
         lead_id = lead.id
     db.dispose()

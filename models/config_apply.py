@@ -85,6 +85,7 @@ def _apply_users(session: Session, cfg: DealerConfig) -> None:
         user.role = ucfg.role
         user.weight = ucfg.weight
         user.max_open = ucfg.max_open
+        user.absences = [{"from": a.from_.isoformat(), "to": a.to.isoformat()} for a in ucfg.absent]
         user.active = True
     session.flush()
     for ucfg in cfg.users:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from models.durations import parse_duration
+from models.vocabulary import LEAD_TYPES
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -99,9 +100,43 @@ class Assignment(Strict):
     user: str | None = None
 
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Conditions(Strict):
+    """Every given condition must hold; a list matches when the lead's value is in it."""
+
+    source: list[str] = []
+    type: list[str] = []
+    make: list[str] = []
+    status: list[Literal["new", "used", "other"]] = []
+    mailbox: list[Email] = []
+    language: list[str] = []
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []
+    hours: str | None = None  # "08:00-18:00" in the dealer's time zone
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            for block in value.split(","):
+                block = block.strip()
+                if not HOURS_BLOCK.match(block) or block[:5] >= block[6:]:
+                    raise ValueError(f'{block!r} is no time range like "08:00-18:00"')
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in LEAD_TYPES:
+                raise ValueError(f"unknown lead type {item!r} (one of {', '.join(LEAD_TYPES)})")
+        return value
+
+
 class RuleConfig(Strict):
-    name: str
-    when: dict[str, Any] = {}
+    name: str = Field(min_length=1)
+    when: Conditions = Conditions()
     assign: Assignment
     group: str = "default"
 
@@ -234,6 +269,9 @@ def _check_references(config: FileConfig) -> None:
     seen_mailboxes: dict[str, str] = {}
     for d_index, dealer in enumerate(config.dealers):
         where = f"dealers[{d_index}]"
+        for u_index, user in enumerate(dealer.users):
+            if user.role == "seller" and not user.supervisor:
+                raise ConfigError(f"{where}.users[{u_index}].supervisor", "a seller needs a supervisor")
         if dealer.id in seen_dealers:
             raise ConfigError(f"{where}.id", f"dealer {dealer.id!r} appears twice")
         seen_dealers.add(dealer.id)
@@ -264,6 +302,8 @@ def _check_references(config: FileConfig) -> None:
                     raise ConfigError(f"{where}.{path}.users", f"unknown user {name!r}")
             if assignment.method not in ("pool",) and not named:
                 raise ConfigError(f"{where}.{path}", f"method {assignment.method!r} names no user")
+            if assignment.method == "user" and len(named) != 1:
+                raise ConfigError(f"{where}.{path}", 'method "user" names exactly one user')
 
 
 def validate_config(data: dict[str, Any]) -> FileConfig:

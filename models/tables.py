@@ -95,6 +95,8 @@ class User(Base):
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     max_open: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # [{"from": "2026-12-01", "to": "2026-12-05"}, …], dates in the dealer's time zone
+    absences: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     # Users dropped from the configuration stay (leads refer to them) but take no new leads.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -146,7 +148,9 @@ class RotationCounter(Base):
 
     dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    counter: Mapped[int] = mapped_column(BigInteger, default=0)  # turns handed out so far
+    # {"credits": {username: float}}: what each person is owed (see models.routing)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class InboundMessage(Base):

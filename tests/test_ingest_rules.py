@@ -154,8 +154,8 @@ def live(db_url: str, sink: SmtpSink) -> Iterator[Stack]:
 
 def test_a_customer_reply_to_our_answer_becomes_an_activity_on_its_lead(live: Stack, sink: SmtpSink) -> None:
     live.send(enquiry(subject="Probefahrt Golf"))
-    wait_until(lambda: sink.messages, what="the autoresponse")
-    answer = sink.messages[0].message
+    wait_until(lambda: sink.to("erika@example.org"), what="the autoresponse")
+    answer = sink.to("erika@example.org")[0].message
     reply_to = answer["Reply-To"]
     assert reply_to.startswith("muster+r-") and reply_to.endswith("@leads.example.com")
 
@@ -172,13 +172,13 @@ def test_a_customer_reply_to_our_answer_becomes_an_activity_on_its_lead(live: St
     )
     [lead] = live.leads()
     assert ("customer_reply", "Samstag um 10 Uhr passt mir gut.") in activities(live, lead.id)
-    assert len(live.outbound()) == 1  # a reply is not answered again
+    assert len(live.outbound("autoresponse")) == 1  # a reply is not answered again
 
 
 def test_a_reply_found_by_the_token_alone(live: Stack, sink: SmtpSink) -> None:
     live.send(enquiry(subject="Finanzierung"))
-    wait_until(lambda: sink.messages, what="the autoresponse")
-    reply_to = sink.messages[0].message["Reply-To"]
+    wait_until(lambda: sink.to("erika@example.org"), what="the autoresponse")
+    reply_to = sink.to("erika@example.org")[0].message["Reply-To"]
     live.send(enquiry(subject="Antwort", to=reply_to, body="Die Rate passt."), to=reply_to)
     wait_until(lambda: len([r for r in live.inbound() if r.state == "processed"]) == 2, what="the reply")
     [lead] = live.leads()

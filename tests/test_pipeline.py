@@ -39,7 +39,7 @@ def test_an_enquiry_by_smtp_becomes_an_assigned_lead_and_the_customer_gets_an_an
 ) -> None:
     raw = enquiry(message_id="<enquiry-1@example.org>")
     stack.send(raw)
-    wait_until(lambda: sink.messages, what="the autoresponse at the sink")
+    wait_until(lambda: sink.to("erika@example.org"), what="the autoresponse at the sink")
 
     [lead] = stack.leads()
     assert lead.status == "open"
@@ -48,7 +48,7 @@ def test_an_enquiry_by_smtp_becomes_an_assigned_lead_and_the_customer_gets_an_an
     assert lead.contact.name == "Erika Mustermann"
     assert "Probefahrt" in (lead.message or "")
 
-    [answer] = sink.messages
+    [answer] = sink.to("erika@example.org")
     assert answer.envelope_from == "<>"  # RFC 3834: autoresponses go out with the null sender
     assert answer.recipients == ["erika@example.org"]
     message = answer.message
@@ -63,14 +63,20 @@ def test_an_enquiry_by_smtp_becomes_an_assigned_lead_and_the_customer_gets_an_an
     assert "Anna Berger" in text and "Anna Berger" in html
     assert "Musterstraße 1" in text  # the dealer's legal footer
 
-    [out] = stack.outbound()
+    [out] = stack.outbound("autoresponse")
     assert out.state == "sent" and out.attempts == 1
     assert message["Message-ID"] == out.message_id
     with stack.db.session() as session:
         shown = lead_dict(
             session, session.get(Lead, lead.id), now=stack.runtime.clock(), with_activities=True
         )
-    assert [a["kind"] for a in shown["activities"]] == ["received", "assigned", "autoresponse"]
+    assert [a["kind"] for a in shown["activities"]] == [
+        "received",
+        "assigned",
+        "forward",
+        "notification",
+        "autoresponse",
+    ]
 
 
 def test_rotation_alternates_over_the_default_users(stack: Stack, sink: SmtpSink) -> None:
@@ -115,13 +121,14 @@ def test_a_portal_no_reply_sender_is_answered_at_its_reply_to(stack: Stack, sink
 
 def test_running_ingest_again_changes_nothing(stack: Stack, sink: SmtpSink) -> None:
     stack.send(enquiry())
-    wait_until(lambda: sink.messages, what="the autoresponse")
+    wait_until(lambda: len(sink.messages) == 3, what="answer, forward and notification")
     [row] = stack.inbound()
     stack.runtime.ingest(row.id)  # a redelivered broker message
-    stack.runtime.send(stack.outbound()[0].id)
+    for out in stack.outbound():
+        stack.runtime.send(out.id)
     assert len(stack.leads()) == 1
-    assert len(stack.outbound()) == 1
-    assert len(sink.messages) == 1
+    assert sorted(o.kind for o in stack.outbound()) == ["autoresponse", "forward", "notification"]
+    assert len(sink.messages) == 3
 
 
 def test_the_sweeper_finds_a_message_the_broker_lost(db_url: str, sink: SmtpSink) -> None:
@@ -158,8 +165,10 @@ def clocked(db_url: str) -> Iterator[tuple[Stack, FakeClock, SmtpSink]]:
 
 
 def wait_outbound(stack: Stack, predicate: object) -> OutboundMessage:
+    """The customer's answer, once ``predicate`` holds for it."""
+
     def check() -> OutboundMessage | None:
-        rows = stack.outbound()
+        rows = stack.outbound("autoresponse")
         return rows[0] if rows and predicate(rows[0]) else None  # type: ignore[operator]
 
     return wait_until(check, what="the outbox row")  # type: ignore[return-value]
@@ -176,9 +185,10 @@ def test_relay_down_keeps_the_answer_queued_and_it_is_sent_once_the_relay_is_bac
     sink.start()
     assert stack.runtime.sweep_once().outbound == 0  # the backoff has not run out yet
     clock.advance(timedelta(seconds=31))
-    assert stack.runtime.sweep_once().outbound == 1
+    assert stack.runtime.sweep_once().outbound == 3  # answer, forward, notification
     wait_outbound(stack, lambda r: r.state == "sent")
-    assert len(sink.messages) == 1
+    wait_until(lambda: len(sink.messages) == 3, what="all three mails")
+    assert len(sink.to("erika@example.org")) == 1
     clock.advance(timedelta(hours=2))
     assert stack.runtime.sweep_once().outbound == 0  # sent is final: nothing goes out twice
 
@@ -194,7 +204,7 @@ def test_a_4xx_answer_is_retried_and_then_delivered(clocked: tuple[Stack, FakeCl
     clock.advance(timedelta(seconds=31))
     stack.runtime.sweep_once()
     wait_outbound(stack, lambda r: r.state == "sent")
-    assert len(sink.messages) == 1
+    assert len(sink.to("erika@example.org")) == 1
 
 
 def test_a_5xx_answer_fails_at_once_with_the_reply_text(clocked: tuple[Stack, FakeClock, SmtpSink]) -> None:
@@ -213,14 +223,22 @@ def test_attempts_are_bounded_and_the_row_ends_dead(clocked: tuple[Stack, FakeCl
     stack, clock, _sink = clocked  # the relay never comes up
     stack.send(enquiry())
     for attempt in (1, 2):
-        wait_outbound(stack, lambda r, a=attempt: r.attempts == a and r.state == "queued")
+
+        def all_tried(a: int = attempt) -> bool:
+            rows = stack.outbound()
+            return len(rows) == 3 and all(r.attempts == a and r.state == "queued" for r in rows)
+
+        wait_until(all_tried, what=f"attempt {attempt} of every row")
         clock.advance(timedelta(hours=1))
         stack.runtime.sweep_once()
     row = wait_outbound(stack, lambda r: r.state == "dead")
     assert row.attempts == 3
     with stack.db.session() as session:
         status = ops_status(session, now=clock(), queues={})
-    assert status["dead"] == 1 and status["outbound"] == {"dead": 1}
+    wait_until(lambda: all(o.state == "dead" for o in stack.outbound()), what="every row dead")
+    with stack.db.session() as session:
+        status = ops_status(session, now=clock(), queues={})
+    assert status["dead"] == 3 and status["outbound"] == {"dead": 3}
 
 
 def test_an_ingest_failure_is_recorded_and_retried(db_url: str, sink: SmtpSink) -> None:

@@ -48,13 +48,13 @@ def test_lms_run_on_embedded_defaults_turns_a_mail_into_a_lead_and_an_outbox_fil
         data = wait_until(lead_listed, what="the lead in `lms leads list --json`")
         assert data["leads"][0]["contact"]["email"] == "erika@example.org"  # type: ignore[index]
         outbox = tmp_path / "var" / "outbox"
-        wait_until(
-            lambda: outbox.exists() and len(mailbox.Maildir(str(outbox), create=False)) == 1,
+        wait_until(  # the answer, the forward to the dealer and the editor's notification
+            lambda: outbox.exists() and len(mailbox.Maildir(str(outbox), create=False)) == 3,
             what="the autoresponse file in var/outbox",
         )
         status = json.loads(lms("ops", "status", "--json", env=env, cwd=tmp_path).stdout)
         assert set(status) >= {"inbound", "outbound", "queues", "oldest_pending_seconds", "dead"}
-        assert status["inbound"] == {"processed": 1} and status["outbound"] == {"sent": 1}
+        assert status["inbound"] == {"processed": 1} and status["outbound"] == {"sent": 3}
     finally:
         code = daemon.stop()
     assert code == 0, daemon.log()

@@ -161,3 +161,135 @@ def build_message(
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message.as_bytes()
+
+
+TYPE_LABELS = {
+    "de": {
+        "new_car": "Neuwagen",
+        "used_car": "Gebrauchtwagen",
+        "test_drive": "Probefahrt",
+        "trade_in": "Inzahlungnahme",
+        "financing": "Finanzierung",
+        "leasing": "Leasing",
+        "service": "Werkstatt",
+        "parts": "Teile",
+        "callback": "Rückruf",
+        "general": "Allgemein",
+    },
+    "en": {
+        "new_car": "New car",
+        "used_car": "Used car",
+        "test_drive": "Test drive",
+        "trade_in": "Trade-in",
+        "financing": "Financing",
+        "leasing": "Leasing",
+        "service": "Service",
+        "parts": "Parts",
+        "callback": "Callback",
+        "general": "General",
+    },
+}
+SUMMARY_LABELS = {
+    "de": ("Kunde", "Art", "Quelle", "Fahrzeug", "Bearbeiter", "Fällig", "Nachricht", "im Pool"),
+    "en": ("Customer", "Type", "Source", "Vehicle", "Editor", "Due", "Message", "in the pool"),
+}
+
+
+def lead_summary(lead: dict[str, Any], *, lang: str, legal_footer_html: str = "") -> str:
+    """A plain-text summary of a lead for the people who work on it. ``lead`` is plain data."""
+    lang = lang if lang in SUMMARY_LABELS else "en"
+    customer, kind, source, vehicle, editor, due, message, pool = SUMMARY_LABELS[lang]
+    contact = lead["contact"]
+    who = " ".join(
+        p
+        for p in (
+            contact.get("name") or "",
+            f"<{contact['email']}>" if contact.get("email") else "",
+            contact.get("phone") or "",
+        )
+        if p
+    )
+    car = lead.get("vehicle") or {}
+    car_text = car.get("label") or " ".join(str(car[k]) for k in ("make", "model") if car.get(k))
+    if car.get("year"):
+        car_text += f" ({car['year']})"
+    rows = [
+        (customer, who or "-"),
+        (kind, TYPE_LABELS[lang].get(lead["type"], lead["type"])),
+        (source, lead.get("source") or "-"),
+        (vehicle, car_text or "-"),
+        (editor, lead.get("editor_name") or pool),
+        (due, lead.get("due_at") or "-"),
+    ]
+    width = max(len(label) for label, _ in rows) + 1
+    text = f"Lead #{lead['id']}\n\n" + "\n".join(f"{label + ':':<{width}} {value}" for label, value in rows)
+    if lead.get("message"):
+        text += f"\n\n{message}:\n{lead['message'][:3000]}"
+    if legal_footer_html:
+        text += "\n\n-- \n" + html_to_text(legal_footer_html)
+    return text
+
+
+def _headers_only(
+    *,
+    from_name: str,
+    from_address: str,
+    to: list[str],
+    subject: str,
+    message_id: str,
+    date: datetime,
+    origin: str,
+) -> EmailMessage:
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(display_name=header_safe(from_name), addr_spec=from_address)
+    message["To"] = ", ".join(to)
+    message["Subject"] = header_safe(subject)[:300]
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    # RFC 3834: mail we generate (not a reply to anything) is auto-generated.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message[OUR_HEADER] = header_safe(origin)
+    return message
+
+
+def build_notification(*, text: str, **headers: Any) -> bytes:
+    message = _headers_only(**headers)
+    message.set_content(text)
+    return message.as_bytes()
+
+
+def build_forward(*, text: str, original: bytes, reply_to: str | None = None, **headers: Any) -> bytes:
+    """The summary, and the original message attached unchanged as ``message/rfc822``.
+
+    The email package would re-serialise an attached message (and so change it); the
+    multipart body is written here by hand around the original bytes instead.
+    """
+    import secrets as _secrets
+
+    message = _headers_only(**headers)
+    if reply_to:
+        message["Reply-To"] = header_safe(reply_to)
+    summary = EmailMessage(policy=SMTP)
+    summary.set_content(text)
+    boundary = "lms-fwd-" + _secrets.token_hex(16)
+    while boundary.encode() in original:  # cannot happen in practice; cheap to rule out
+        boundary = "lms-fwd-" + _secrets.token_hex(16)
+    message["MIME-Version"] = "1.0"
+    message["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
+    head = message.as_bytes().rstrip(b"\r\n") + b"\r\n\r\n"
+    eight_bit = any(b > 127 for b in original)
+    body = original if original.endswith(b"\n") else original + b"\r\n"
+    return (
+        head
+        + b"This is a forwarded lead in MIME format.\r\n"
+        + f"--{boundary}\r\n".encode()
+        + summary.as_bytes()
+        + f"\r\n--{boundary}\r\n".encode()
+        + b"Content-Type: message/rfc822\r\n"
+        + b'Content-Disposition: attachment; filename="original.eml"\r\n'
+        + (b"Content-Transfer-Encoding: 8bit\r\n" if eight_bit else b"")
+        + b"\r\n"
+        + body
+        + f"--{boundary}--\r\n".encode()
+    )

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from intake.parsing.enquiry import Enquiry
 from intake.parsing.extract import Extraction, extract
 from intake.parsing.mime import ParsedMail, parse_mail
+from intake.store import mailbox_key
 from models.autoresponse_gate import autoresponse_gate
 from models.contacts import normalise_email, normalise_phone
 from models.db import dialect_insert
-from models.rotation import pick_by_turn
 from models.tables import (
     INBOUND_FINAL_STATES,
     Contact,
@@ -35,11 +35,12 @@ from models.tables import (
     Lead,
     LeadActivity,
     OutboundMessage,
-    RotationCounter,
     Source,
     User,
 )
+from workers.assign import route_lead
 from workers.compose import build_message, render_autoresponse, salutation
+from workers.lead_mail import new_message_id, queue_lead_mails, queue_outbound
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,9 @@ def process_inbound(
     for ordinal, enquiry in enumerate(extraction.enquiries):
         if force_source:
             enquiry.source = force_source
-        lead, outbound_id = _apply_enquiry(session, dealer, row, parsed, enquiry, ordinal, now, grace)
+        lead, outbound_ids = apply_enquiry(session, dealer, row, parsed, enquiry, ordinal, now, grace)
         result.lead_ids.append(lead.id)
-        if outbound_id is not None:
-            result.outbound_ids.append(outbound_id)
+        result.outbound_ids += outbound_ids
     _finish(row, "processed", extraction.reason or None, now)
     return result
 
@@ -239,7 +239,7 @@ def _source_id(session: Session, dealer_id: str, name: str) -> int | None:
     return session.scalar(select(Source.id).where(Source.dealer_id == dealer_id, Source.name == name[:100]))
 
 
-def _apply_enquiry(
+def apply_enquiry(
     session: Session,
     dealer: Dealer,
     row: InboundMessage,
@@ -248,14 +248,22 @@ def _apply_enquiry(
     ordinal: int,
     now: datetime,
     grace: timedelta,
-) -> tuple[Lead, int | None]:
+) -> tuple[Lead, list[int]]:
+    """The enquiry as a resend, an activity on an open lead, or a new routed lead; returns the
+    lead and the outbox rows written (answer, forward, notification)."""
     digest = fingerprint(enquiry)
     resent = _resent_lead(session, dealer.id, enquiry, digest, now)
     if resent is not None:
         why = "ADF status resend" if enquiry.resend else "same enquiry as before"
-        _activity(session, resent, now, "resent", f"The enquiry arrived again ({why}); no new lead.",
-                  inbound_id=row.id)  # fmt: skip
-        return resent, None
+        _activity(
+            session,
+            resent,
+            now,
+            "resent",
+            f"The enquiry arrived again ({why}); no new lead.",
+            inbound_id=row.id,
+        )
+        return resent, []
 
     contact = match_contact(session, dealer, enquiry, now)
     open_lead = session.scalar(
@@ -273,7 +281,7 @@ def _apply_enquiry(
         _activity(
             session, open_lead, now, "autoresponse_skipped", "follow-up on an open lead: not answered again"
         )
-        return open_lead, None
+        return open_lead, []
 
     lead = Lead(
         dealer_id=dealer.id,
@@ -300,47 +308,21 @@ def _apply_enquiry(
     session.add(lead)
     session.flush()
     who = contact.email or contact.phone or "unknown"
-    _activity(session, lead, now, "received", f"Received via {row.via} from {who} ({enquiry.format}, "
-              f"{enquiry.source or 'no source'})", inbound_id=row.id)  # fmt: skip
-
-    editor = _rotate(session, dealer)
-    if editor is not None:
-        lead.editor_id = editor.id
-        _activity(session, lead, now, "assigned", f"Assigned to {editor.username} by rotation (default)")
-    else:
-        _activity(session, lead, now, "assigned", "No default user available: left in the pool")
-    return lead, _autoresponse(session, dealer, lead, contact, editor, row, parsed, now, grace)
-
-
-def _rotate(session: Session, dealer: Dealer) -> User | None:
-    """The next of the dealer's default users, by a counter advanced atomically in the DB."""
-    default = (dealer.config.get("distribution") or {}).get("default") or {}
-    if default.get("method") == "pool":
-        return None
-    names = list(default.get("users") or [])
-    users = {
-        u.username: u
-        for u in session.scalars(
-            select(User).where(User.dealer_id == dealer.id, User.username.in_(names), User.active)
-        )
-    }
-    candidates = [n for n in names if n in users]
-    if not candidates:
-        return None
-    key = "default:" + ",".join(candidates)
-    session.execute(
-        dialect_insert(session, RotationCounter)
-        .values(dealer_id=dealer.id, key=key, counter=0)
-        .on_conflict_do_nothing(index_elements=["dealer_id", "key"])
+    _activity(
+        session,
+        lead,
+        now,
+        "received",
+        f"Received via {row.via} from {who} ({enquiry.format}, {enquiry.source or 'no source'})",
+        inbound_id=row.id,
     )
-    turn = session.scalar(
-        update(RotationCounter)
-        .where(RotationCounter.dealer_id == dealer.id, RotationCounter.key == key)
-        .values(counter=RotationCounter.counter + 1)
-        .returning(RotationCounter.counter)
-    )
-    chosen = pick_by_turn(candidates, int(turn or 1))
-    return users[chosen] if chosen else None
+
+    mailbox = mailbox_key(row.envelope_to[0]) if row.envelope_to else ""
+    route_lead(session, dealer, lead, mailbox=mailbox, now=now)
+    editor = session.get(User, lead.editor_id) if lead.editor_id else None
+    outbound = queue_lead_mails(session, dealer, lead, contact, editor, row, now=now, grace=grace)
+    answer = _autoresponse(session, dealer, lead, contact, editor, row, parsed, now, grace)
+    return lead, ([answer] if answer is not None else []) + outbound
 
 
 def reply_address(mailbox: str, token: str) -> str:
@@ -402,8 +384,7 @@ def _autoresponse(
         default_lang=dealer.language,
         context=context,
     )
-    domain = dealer.from_address.partition("@")[2] or "lms.invalid"
-    message_id = f"<lms.ar.{lead.id}.{secrets.token_hex(6)}@{domain}>"
+    message_id = new_message_id("ar", lead, dealer)
     raw = build_message(
         rendered,
         from_name=dealer.from_name,
@@ -417,25 +398,17 @@ def _autoresponse(
         auto_submitted="auto-replied",
         reply_to=reply_address(dealer.from_address, lead.reply_token or ""),
     )
-    outbound = OutboundMessage(
-        dealer_id=dealer.id,
-        lead_id=lead.id,
-        purpose=f"autoresponse:lead:{lead.id}",
+    # RFC 3834 §3.3: the null envelope sender, so nothing bounces back to a robot.
+    return queue_outbound(
+        session,
+        dealer,
+        lead,
         kind="autoresponse",
-        message_id=message_id,
-        envelope_from="",  # RFC 3834 §3.3: the null sender, so nothing bounces back to a robot
-        envelope_to=[recipient],
-        recipient=recipient,
+        purpose=f"autoresponse:lead:{lead.id}",
         raw=raw,
-        state="queued",
-        attempts=0,
-        created_at=now,
-        next_attempt_at=now + grace,
-        updated_at=now,
+        message_id=message_id,
+        envelope_from="",
+        recipients=[recipient],
+        now=now,
+        grace=grace,
     )
-    session.add(outbound)
-    session.flush()
-    _activity(
-        session, lead, now, "autoresponse", f"Autoresponse to {recipient} queued", outbound_id=outbound.id
-    )
-    return outbound.id

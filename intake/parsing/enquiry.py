@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-LEAD_TYPES = (
-    "new_car", "used_car", "test_drive", "trade_in", "financing",
-    "leasing", "service", "parts", "callback", "general",
-)  # fmt: skip
+from models.vocabulary import LEAD_TYPES
+
+__all__ = ["LEAD_TYPES", "CustomerInfo", "Enquiry", "VehicleInfo"]
 
 
 @dataclass

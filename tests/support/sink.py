@@ -52,6 +52,10 @@ class SmtpSink:
         with self.handler.lock:
             return list(self.handler.messages)
 
+    def to(self, address: str) -> list[Received]:
+        """What reached ``address``."""
+        return [m for m in self.messages if address in m.recipients]
+
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"

@@ -88,9 +88,12 @@ class Stack:
         with self.db.session() as session:
             return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
-    def outbound(self) -> list[OutboundMessage]:
+    def outbound(self, kind: str | None = None) -> list[OutboundMessage]:
         with self.db.session() as session:
-            return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+            query = select(OutboundMessage).order_by(OutboundMessage.id)
+            if kind:
+                query = query.where(OutboundMessage.kind == kind)
+            return list(session.scalars(query))
 
     def close(self) -> None:
         if self.controller is not None:

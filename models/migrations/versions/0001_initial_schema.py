@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 10:38:08.848819
+Create Date: 2026-11-28 10:46:46.720256
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision = "0001"
 down_revision = None
@@ -120,6 +121,7 @@ def upgrade() -> None:
         sa.Column("dealer_id", sa.String(length=64), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("counter", sa.BigInteger(), nullable=False),
+        sa.Column("state", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["dealer_id"], ["dealers.id"], name=op.f("fk_rotation_counters_dealer_id_dealers")
         ),
@@ -150,6 +152,7 @@ def upgrade() -> None:
         sa.Column("supervisor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("weight", sa.Float(), nullable=False),
         sa.Column("max_open", sa.Integer(), nullable=True),
+        sa.Column("absences", sa.JSON(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["dealer_id"], ["dealers.id"], name=op.f("fk_users_dealer_id_dealers")),
         sa.ForeignKeyConstraint(["supervisor_id"], ["users.id"], name=op.f("fk_users_supervisor_id_users")),

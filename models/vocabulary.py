@@ -1,0 +1,14 @@
+"""Words with a fixed meaning across the product (INTERFACE.md)."""
+
+LEAD_TYPES = (
+    "new_car",
+    "used_car",
+    "test_drive",
+    "trade_in",
+    "financing",
+    "leasing",
+    "service",
+    "parts",
+    "callback",
+    "general",
+)
