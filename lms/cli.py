@@ -28,7 +28,8 @@ from models.db import Database
 from models.dealer_config import ConfigError, load_config_file, redacted
 from models.migrate import upgrade
 from models.settings import Settings
-from models.tables import Dealer, InboundMessage, Lead, Mailbox, OutboundMessage
+from models.tables import Dealer, InboundMessage, Lead, Mailbox, OutboundMessage, User
+from workers.assign import reassign, redistribute
 from workers.broker import queue_depths
 from workers.clock import system_clock
 from workers.runtime import build_runtime
@@ -346,6 +347,57 @@ def leads_show(lead_id: int, as_json: bool) -> None:
     click.echo("Timeline:")
     for activity in data["activities"]:
         click.echo(f"  {activity['at'][:19]}  {activity['kind']:<20} {activity['text']}")
+
+
+@leads.command("assign")
+@click.argument("lead_id", type=int)
+@click.argument("user")
+@click.option("--by", default="operator", show_default=True, help="Who reassigns it.")
+@click.option("--reason", default="", help="Why (recorded on the lead).")
+def leads_assign(lead_id: int, user: str, by: str, reason: str) -> None:
+    """Give lead ID to USER (recorded with who and why)."""
+    db = open_db()
+    try:
+        with db.session() as session:
+            lead = session.get(Lead, lead_id, with_for_update={"of": Lead})
+            if lead is None:
+                fail(f"no lead {lead_id}")
+            assert lead is not None
+            reassign(session, lead, user, by=by, reason=reason, now=system_clock())
+    except LookupError as exc:
+        fail(str(exc.args[0]))
+    finally:
+        db.dispose()
+    click.echo(f"lead {lead_id} assigned to {user}")
+
+
+@leads.command("redistribute")
+@click.option("--from", "from_user", required=True, help="The person whose open leads are handed on.")
+@click.option("--dealer", default=None, help="Needed when several dealers have this user name.")
+def leads_redistribute(from_user: str, dealer: str | None) -> None:
+    """Route every open lead of a person again (e.g. they became absent)."""
+    db = open_db()
+    try:
+        with db.session() as session:
+            dealers = (
+                [dealer]
+                if dealer
+                else list(session.scalars(select(User.dealer_id).where(User.username == from_user)))
+            )
+            if len(dealers) != 1:
+                fail(f"{from_user!r} is a user at {len(dealers)} dealers; say which with --dealer")
+            row = session.get(Dealer, dealers[0])
+            if row is None:
+                fail(f"no dealer {dealers[0]!r}")
+            assert row is not None
+            moved = redistribute(session, row, from_user, now=system_clock())
+    except LookupError as exc:
+        fail(str(exc.args[0]))
+    finally:
+        db.dispose()
+    for lead_id, editor in moved:
+        click.echo(f"lead {lead_id}: {editor or '(pool)'}")
+    click.echo(f"{len(moved)} open lead(s) of {from_user} redistributed")
 
 
 # -- operations ------------------------------------------------------------------------------

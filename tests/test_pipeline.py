@@ -182,6 +182,10 @@ def test_relay_down_keeps_the_answer_queued_and_it_is_sent_once_the_relay_is_bac
     row = wait_outbound(stack, lambda r: r.attempts == 1 and r.state == "queued")
     assert "Connection" in (row.last_error or "") or "refused" in (row.last_error or "").lower()
 
+    wait_until(
+        lambda: [(r.attempts, r.state) for r in stack.outbound()] == [(1, "queued")] * 3,
+        what="a first failed attempt of answer, forward and notification",
+    )
     sink.start()
     assert stack.runtime.sweep_once().outbound == 0  # the backoff has not run out yet
     clock.advance(timedelta(seconds=31))
@@ -215,6 +219,7 @@ def test_a_5xx_answer_fails_at_once_with_the_reply_text(clocked: tuple[Stack, Fa
     row = wait_outbound(stack, lambda r: r.state == "failed")
     assert row.attempts == 1
     assert "550" in (row.last_error or "") and "Relaying denied" in (row.last_error or "")
+    wait_until(lambda: [r.state for r in stack.outbound()] == ["failed"] * 3, what="all three failed")
     clock.advance(timedelta(hours=1))
     assert stack.runtime.sweep_once().outbound == 0
 

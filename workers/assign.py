@@ -9,6 +9,7 @@ previous decision. (SQLite serialises writers anyway with BEGIN IMMEDIATE.)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 from sqlalchemy import func, select
@@ -70,10 +71,22 @@ def previous_editor(session: Session, lead: Lead) -> str | None:
     )
 
 
-def route_lead(session: Session, dealer: Dealer, lead: Lead, *, mailbox: str, now: datetime) -> Decision:
+def route_lead(
+    session: Session,
+    dealer: Dealer,
+    lead: Lead,
+    *,
+    mailbox: str,
+    now: datetime,
+    exclude: str | None = None,
+    prefix: str = "",
+) -> Decision:
+    """``exclude``: a person who must not get it (the one it is redistributed away from)."""
     distribution = dealer.config.get("distribution") or {}
     rotations = lock_rotations(session, dealer.id, keys_for(distribution))
     people, users = load_people(session, dealer.id)
+    if exclude in people:
+        people[exclude] = replace(people[exclude], active=False)
     vehicle = lead.vehicle or {}
     facts = LeadFacts(
         source=lead.source.name if lead.source else "",
@@ -95,9 +108,51 @@ def route_lead(session: Session, dealer: Dealer, lead: Lead, *, mailbox: str, no
         row.state = {"credits": decision.rotation.credits}
     lead.editor_id = users[decision.editor].id if decision.editor else None
     lead.group = decision.group
-    session.add(
-        LeadActivity(
-            lead_id=lead.id, at=now, kind="assigned", text=decision.explain(), data=decision.as_data()
-        )
+    activity = LeadActivity(
+        lead_id=lead.id, at=now, kind="assigned", text=prefix + decision.explain(), data=decision.as_data()
     )
+    session.add(activity)
     return decision
+
+
+def reassign(session: Session, lead: Lead, username: str, *, by: str, reason: str, now: datetime) -> User:
+    user = session.scalar(select(User).where(User.dealer_id == lead.dealer_id, User.username == username))
+    if user is None or not user.active:
+        raise LookupError(f"no active user {username!r} at dealer {lead.dealer_id!r}")
+    before = lead.editor.username if lead.editor else "(pool)"
+    lead.editor_id = user.id
+    lead.last_activity_at = now
+    text = f"Reassigned from {before} to {username} by {by}" + (f": {reason}" if reason else "")
+    session.add(
+        LeadActivity(lead_id=lead.id, at=now, kind="assigned", text=text, data={"by": by, "reason": reason})
+    )
+    return user
+
+
+def redistribute(
+    session: Session, dealer: Dealer, username: str, *, now: datetime
+) -> list[tuple[int, str | None]]:
+    """Route every open lead of ``username`` again, without them; (lead id, new editor) each."""
+    user = session.scalar(select(User).where(User.dealer_id == dealer.id, User.username == username))
+    if user is None:
+        raise LookupError(f"no user {username!r} at dealer {dealer.id!r}")
+    leads = list(
+        session.scalars(
+            select(Lead).where(Lead.editor_id == user.id, Lead.status == "open").order_by(Lead.created_at)
+        ).unique()
+    )
+    moved: list[tuple[int, str | None]] = []
+    for lead in leads:
+        lead.editor_id = None  # not counted as one of their open leads while deciding
+        session.flush()
+        decision = route_lead(
+            session,
+            dealer,
+            lead,
+            mailbox="",
+            now=now,
+            exclude=username,
+            prefix=f"Redistributed from {username}: ",
+        )
+        moved.append((lead.id, decision.editor))
+    return moved

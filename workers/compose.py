@@ -277,7 +277,8 @@ def build_forward(*, text: str, original: bytes, reply_to: str | None = None, **
         boundary = "lms-fwd-" + _secrets.token_hex(16)
     message["MIME-Version"] = "1.0"
     message["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
-    head = message.as_bytes().rstrip(b"\r\n") + b"\r\n\r\n"
+    # Only the header block: as_bytes() would write a (empty) multipart body of its own.
+    head = b"".join(SMTP.fold_binary(name, value) for name, value in message.items()) + b"\r\n"
     eight_bit = any(b > 127 for b in original)
     body = original if original.endswith(b"\n") else original + b"\r\n"
     return (
