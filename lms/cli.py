@@ -19,19 +19,22 @@ from sqlalchemy.exc import OperationalError
 from intake.deliver import EX_TEMPFAIL, deliver
 from intake.importer import header_recipients, iter_messages
 from intake.store import UnknownRecipient, store_message
+from lms.config_checks import load_checked
 from lms.logs import setup_logging
 from lms.processes import run_components
+from lms.templates_cli import templates
 from lms.unassigned import parse_report, unassigned
 from lms.views import lead_dict, list_leads, ops_status
 from models.config_apply import apply_config
 from models.db import Database
-from models.dealer_config import ConfigError, load_config_file, redacted
+from models.dealer_config import ConfigError, redacted
 from models.migrate import upgrade
 from models.settings import Settings
 from models.tables import Dealer, InboundMessage, Lead, Mailbox, OutboundMessage, User
 from workers.assign import reassign, redistribute
 from workers.broker import queue_depths
 from workers.clock import system_clock
+from workers.lead_actions import ActionError, acting_user, complete, note, reply
 from workers.runtime import build_runtime
 
 
@@ -119,7 +122,7 @@ def migrate() -> None:
         path = settings().config
         if path:
             with db.session() as session:
-                applied = apply_config(session, load_config_file(path), now=system_clock())
+                applied = apply_config(session, load_checked(path), now=system_clock())
             click.echo(f"applied {path}: {', '.join(applied) or 'no dealers'}")
     except ConfigError as exc:
         fail(f"{settings().config}: {exc}; the configuration in force is unchanged")
@@ -138,7 +141,7 @@ def config() -> None:
 def config_check(file: str) -> None:
     """Validate FILE without applying it."""
     try:
-        cfg = load_config_file(file)
+        cfg = load_checked(file)
     except ConfigError as exc:
         fail(f"{file}: {exc}")
     click.echo(f"{file}: ok ({len(cfg.dealers)} dealer(s))")
@@ -150,7 +153,7 @@ def config_apply(file: str) -> None:
     """Validate FILE and apply it in one transaction; a bad file changes nothing."""
     db = open_db()
     try:
-        cfg = load_config_file(file)
+        cfg = load_checked(file)
         with db.session() as session:
             applied = apply_config(session, cfg, now=system_clock())
     except ConfigError as exc:
@@ -371,6 +374,58 @@ def leads_assign(lead_id: int, user: str, by: str, reason: str) -> None:
     click.echo(f"lead {lead_id} assigned to {user}")
 
 
+def _lead_action(lead_id: int, action: object) -> None:
+    """Run ``action(session, lead)`` on a locked lead; user mistakes end in one sentence."""
+    db = open_db()
+    try:
+        with db.session() as session:
+            lead = session.get(Lead, lead_id, with_for_update={"of": Lead})
+            if lead is None:
+                fail(f"no lead {lead_id}")
+            action(session, lead)  # type: ignore[operator]
+    except ActionError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+
+
+@leads.command("reply")
+@click.argument("lead_id", type=int)
+@click.option(
+    "--body-file", type=click.File("r", encoding="utf-8"), required=True, help="The text; - for stdin."
+)
+@click.option("--as", "as_user", default=None, help="Who answers (default: the lead's editor).")
+def leads_reply(lead_id: int, body_file: Any, as_user: str | None) -> None:
+    """Answer the customer: your text framed by the dealer's header and footers, threaded."""
+    body = body_file.read()
+
+    def act(session: Any, lead: Lead) -> None:
+        reply(session, lead, body, by=acting_user(session, lead, as_user), now=system_clock())
+
+    _lead_action(lead_id, act)
+    click.echo(f"reply to lead {lead_id} queued (the sweeper sends it within seconds)")
+
+
+@leads.command("note")
+@click.argument("lead_id", type=int)
+@click.argument("text")
+@click.option("--by", default="operator", show_default=True)
+def leads_note(lead_id: int, text: str, by: str) -> None:
+    """Add a note to the lead's timeline."""
+    _lead_action(lead_id, lambda session, lead: note(session, lead, text, by=by, now=system_clock()))
+    click.echo(f"note added to lead {lead_id}")
+
+
+@leads.command("complete")
+@click.argument("lead_id", type=int)
+@click.option("--reason", "code", required=True, help="A completion reason code (e.g. sold).")
+@click.option("--by", default="operator", show_default=True)
+def leads_complete(lead_id: int, code: str, by: str) -> None:
+    """Close the lead with a completion reason."""
+    _lead_action(lead_id, lambda session, lead: complete(session, lead, code, by=by, now=system_clock()))
+    click.echo(f"lead {lead_id} completed ({code})")
+
+
 @leads.command("redistribute")
 @click.option("--from", "from_user", required=True, help="The person whose open leads are handed on.")
 @click.option("--dealer", default=None, help="Needed when several dealers have this user name.")
@@ -462,6 +517,7 @@ def ops_retry(inbound_id: int | None, outbound_id: int | None, all_failed: bool)
 
 
 main.add_command(unassigned)
+main.add_command(templates)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from intake.smtp import IntakeHandler, make_smtp_controller
+from lms.config_checks import load_checked
 from models.config_apply import apply_config
-from models.dealer_config import load_config_file
 from models.settings import Settings, split_host_port
 from workers.runtime import PeriodicSweeper, Runtime, build_runtime
 
@@ -34,7 +34,7 @@ def apply_config_at_start(runtime: Runtime, settings: Settings) -> None:
     path = settings.config or ("lms.toml" if Path("lms.toml").exists() else None)
     if not path:
         return
-    config = load_config_file(path)
+    config = load_checked(path)
     with runtime.db.session() as session:
         applied = apply_config(session, config, now=runtime.clock())
     log.info("configuration %s applied (dealers: %s)", path, ", ".join(applied) or "none")

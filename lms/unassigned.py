@@ -17,7 +17,7 @@ from intake.parsing.mime import parse_mail
 from models.db import Database
 from models.settings import Settings
 from models.tables import Dealer, InboundMessage
-from workers.ingest import _finish, apply_enquiry, process_inbound
+from workers.ingest import Timing, _finish, apply_enquiry, process_inbound
 
 
 def parse_report(path: str, raw: bytes, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,10 +81,16 @@ def list_cmd(dealer: str | None, as_json: bool) -> None:
         rows: list[dict[str, Any]] = []
         for row in session.scalars(query.order_by(InboundMessage.received_at)):
             parsed = parse_mail(row.raw)
-            rows.append({
-                "id": row.id, "dealer": row.dealer_id, "received_at": row.received_at.isoformat(),
-                "from": parsed.from_email, "subject": parsed.subject, "reason": row.reason,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": row.id,
+                    "dealer": row.dealer_id,
+                    "received_at": row.received_at.isoformat(),
+                    "from": parsed.from_email,
+                    "subject": parsed.subject,
+                    "reason": row.reason,
+                }
+            )
     db.dispose()
     if as_json:
         click.echo(json.dumps({"mails": rows, "total": len(rows)}, ensure_ascii=False))
@@ -129,7 +135,9 @@ def reparse_cmd(message_id: int | None, source: str | None) -> None:
     for inbound_id in ids:
         with db.session() as session:
             row = _row(session, inbound_id)
-            result = process_inbound(session, row, now=_now(), grace=timedelta(0), force_source=source)
+            result = process_inbound(
+                session, row, now=_now(), timing=Timing(grace=timedelta(0)), force_source=source
+            )
             results[result.state] = results.get(result.state, 0) + 1
     db.dispose()
     click.echo(", ".join(f"{state} {count}" for state, count in sorted(results.items())) or "nothing to do")
@@ -162,7 +170,7 @@ def create_lead_cmd(message_id: int, email: str, phone: str, name: str, type_: s
         enquiry = Enquiry(
             type=type_, source=source, customer=customer, message=parsed.body_text, format="manual"
         )
-        lead, _ = apply_enquiry(session, dealer, row, parsed, enquiry, 0, now, timedelta(0))
+        lead, _ = apply_enquiry(session, dealer, row, parsed, enquiry, 0, now, Timing(grace=timedelta(0)))
         _finish(row, "processed", "lead created by hand", now)
         lead_id = lead.id
     db.dispose()

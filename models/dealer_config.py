@@ -186,6 +186,12 @@ class TemplateConfig(Strict):
     attachments: list[str] = []
 
 
+class DkimConfig(Strict):
+    selector: str = Field(min_length=1)
+    domain: str = Field(min_length=3)
+    key_file: str  # PEM private key; the DNS record <selector>._domainkey.<domain> holds the public key
+
+
 class ImapConfig(Strict):
     host: str
     port: int = Field(default=993, gt=0, lt=65536)
@@ -228,6 +234,9 @@ class DealerConfig(Strict):
     sources: list[SourceConfig] = []
     distribution: DistributionConfig = DistributionConfig()
     templates: dict[str, TemplateConfig] = {}
+    # At most one autoresponse per recipient address in this window (RFC 3834 §2).
+    autoresponse_window: Duration = "24h"
+    dkim: DkimConfig | None = None
     imap: list[ImapConfig] = []
     completion_reasons: list[CompletionReasonConfig] = []
 
@@ -319,6 +328,34 @@ def validate_config(data: dict[str, Any]) -> FileConfig:
     return config
 
 
+def _resolve_files(config: FileConfig, base: Path) -> None:
+    """Make template and key files absolute (relative to the configuration file) and check
+    that each can be read now, so a typo is refused here and not at the first lead."""
+
+    def resolve(key: str, value: str) -> str:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            # Relative to the configuration file; else to the working directory, as
+            # INTERFACE.md's example ("examples/header.png") is written.
+            path = base / path if (base / path).exists() else Path.cwd() / path
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+        return str(path.resolve())
+
+    for d_index, dealer in enumerate(config.dealers):
+        for group, template in dealer.templates.items():
+            where = f"dealers[{d_index}].templates.{group}"
+            if template.header_image:
+                template.header_image = resolve(f"{where}.header_image", template.header_image)
+            template.attachments = [
+                resolve(f"{where}.attachments[{i}]", a) for i, a in enumerate(template.attachments)
+            ]
+        if dealer.dkim:
+            dealer.dkim.key_file = resolve(f"dealers[{d_index}].dkim.key_file", dealer.dkim.key_file)
+
+
 def load_config_file(path: str | Path) -> FileConfig:
     try:
         with open(path, "rb") as handle:
@@ -327,7 +364,9 @@ def load_config_file(path: str | Path) -> FileConfig:
         raise ConfigError("", f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path}: not valid TOML ({exc})") from None
-    return validate_config(data)
+    config = validate_config(data)
+    _resolve_files(config, Path(path).resolve().parent)
+    return config
 
 
 def redacted(dealer: dict[str, Any]) -> dict[str, Any]:

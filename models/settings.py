@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     sweep_grace_seconds: float = Field(default=60.0, ge=0)
     sweep_interval_seconds: float = Field(default=15.0, gt=0)
     ingest_max_attempts: int = Field(default=5, ge=1)
+    # An autoresponse not delivered within this time is marked expired instead of sent late.
+    autoresponse_max_age_seconds: float = Field(default=4 * 3600, gt=0)
     send_max_attempts: int = Field(default=8, ge=1)
     # The actor time limit (Dramatiq TimeLimit middleware), in seconds.
     actor_time_limit_seconds: float = Field(default=120.0, gt=0)

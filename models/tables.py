@@ -218,6 +218,8 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The first reaction of a seller (a reply): it stops the stage-1 clock.
+    reacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completion_reason_id: Mapped[int | None] = mapped_column(
         ForeignKey("completion_reasons.id"), nullable=True
@@ -270,6 +272,8 @@ class OutboundMessage(Base):
     # Queued: not before this. Sending: the lease; past it the send is presumed crashed.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Not sent after this (an autoresponse hours late is worse than none): state "expired".
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ def cli(db_url: str) -> CliRunner:
 
 
 def write(tmp_path: Path, text: str, name: str = "dealer.toml") -> str:
+    for asset in ("header.png", "expose.pdf"):  # the demo's template files, beside it
+        shutil.copy(DEMO_CONFIG.parent / asset, tmp_path / asset)
     path = tmp_path / name
     path.write_text(text)
     return str(path)

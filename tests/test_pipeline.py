@@ -56,7 +56,8 @@ def test_an_enquiry_by_smtp_becomes_an_assigned_lead_and_the_customer_gets_an_an
     assert message["In-Reply-To"] == "<enquiry-1@example.org>"
     assert "<enquiry-1@example.org>" in message["References"]
     assert message["From"].addresses[0].addr_spec == DEMO_MAILBOX
-    assert message.get_content_type() == "multipart/alternative"
+    assert message.get_content_type() == "multipart/mixed"  # the demo dealer attaches an exposé
+    assert [a.get_filename() for a in message.iter_attachments()] == ["expose.pdf"]
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert "Guten Tag Erika Mustermann" in text

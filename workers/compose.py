@@ -1,31 +1,39 @@
-"""Render outgoing mail from template blocks and build its MIME bytes. (Pure.)
+"""Render outgoing mail from the dealer's template blocks and build its MIME bytes. (Pure.)
 
-Dealers edit their blocks, so every block is untrusted: it renders in Jinja2's sandbox with
-strict undefined variables, gets plain dicts only (never ORM objects, whose methods would
-stay callable), HTML is autoescaped, and the result is bounded in size.
+Dealers edit their blocks, so every block is untrusted. It renders in a sandbox stricter
+than Jinja2's own: strict undefined variables, plain dicts only (never ORM objects), no
+method calls at all, repetition and powers bounded before they are computed, and the
+rendered size bounded after. HTML is autoescaped; subjects are plain text and can carry no
+CR or LF into a header.
 """
 
 from __future__ import annotations
 
+import mimetypes
+import operator
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup
+from jinja2.runtime import Macro
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from markupsafe import Markup, escape
 
 from intake.parsing.html_text import html_to_text
 from models.autoresponse_gate import OUR_HEADER
 from templates_email import TEMPLATE_DIR
 
 MAX_RENDERED_BYTES = 512 * 1024
+MAX_REPEAT = 10_000
 LANGUAGES = ("de", "en")
+BLOCKS = ("subject", "intro", "seller_footer", "legal_footer")
 _CRLF = re.compile(r"[\r\n]+")
 
 
@@ -38,16 +46,34 @@ class TemplateRenderError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class RenderedMail:
-    subject: str
-    html: str
-    text: str
-    language: str
+class StrictSandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, minus calls and unbounded arithmetic.
+
+    The stock sandbox still lets a template call "safe" methods (``name.upper()``,
+    ``range(10**9)``); blocks need none of that, filters do the formatting.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def is_safe_callable(self, obj: Any) -> bool:
+        return isinstance(obj, Macro)
+
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        if op == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise SecurityError("a power this large is not allowed in a template")
+        if op == "*":
+            for seq, count in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(seq) * count > MAX_REPEAT
+                ):
+                    raise SecurityError(f"repeating text more than {MAX_REPEAT} characters is not allowed")
+        return operator.mul(left, right) if op == "*" else operator.pow(left, right)
 
 
-def _env(autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+def _env(autoescape: bool) -> StrictSandbox:
+    return StrictSandbox(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=autoescape,
         undefined=StrictUndefined,
@@ -64,23 +90,42 @@ def header_safe(value: str) -> str:
     return _CRLF.sub(" ", value).strip()
 
 
-def _render(env: SandboxedEnvironment, block: str, source: str | None, file: str, ctx: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class FilePart:
+    filename: str
+    data: bytes
+    maintype: str
+    subtype: str
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    html: str
+    text: str
+    language: str
+    header_image: FilePart | None = None
+    header_cid: str = ""
+    attachments: tuple[FilePart, ...] = field(default_factory=tuple)
+
+
+def _render(env: StrictSandbox, block: str, source: str | None, file: str, ctx: dict[str, Any]) -> str:
     try:
         template = env.from_string(source) if source is not None else env.get_template(file)
         rendered = template.render(ctx)
     except TemplateError as exc:
         raise TemplateRenderError(block, f"{type(exc).__name__}: {exc}") from None
-    except (ArithmeticError, ValueError, TypeError, MemoryError, RecursionError) as exc:
+    except (ArithmeticError, ValueError, TypeError, MemoryError, RecursionError, AttributeError) as exc:
         raise TemplateRenderError(block, f"{type(exc).__name__}: {exc}") from None
     if len(rendered.encode("utf-8")) > MAX_RENDERED_BYTES:
         raise TemplateRenderError(block, f"renders to more than {MAX_RENDERED_BYTES} bytes")
     return rendered
 
 
-def _block(
+def template_block(
     templates: dict[str, Any], group: str, name: str, lang: str, default_lang: str
-) -> tuple[str, str | None]:
-    """The dealer's text for a block: the group's, else "default"'s; per language where the
+) -> tuple[str, Any]:
+    """The dealer's value for a block: the group's, else "default"'s; per language where the
     block has languages, falling back to the dealer's default language. ``None``: built-in."""
     for candidate in (group, "default"):
         block = (templates.get(candidate) or {}).get(name)
@@ -93,18 +138,44 @@ def _block(
     return f"built-in {name}.{lang}", None
 
 
-def render_autoresponse(
-    *, templates: dict[str, Any], group: str, lang: str, default_lang: str, context: dict[str, Any]
+def _file_part(path: str) -> FilePart:
+    data = Path(path).read_bytes()
+    kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    maintype, _, subtype = kind.partition("/")
+    return FilePart(Path(path).name, data, maintype, subtype)
+
+
+def render_mail(
+    *,
+    templates: dict[str, Any],
+    group: str,
+    lang: str,
+    default_lang: str,
+    context: dict[str, Any],
+    body_text: str | None = None,
+    subject: str | None = None,
+    with_attachments: bool = True,
 ) -> RenderedMail:
+    """The autoresponse (``body_text`` None: the intro block) or a seller's answer framed by
+    the header and footers (``body_text``: their words, escaped, and ``subject``)."""
     lang = lang if lang in LANGUAGES else default_lang
     ctx = {**context, "lang": lang}
     parts: dict[str, str] = {}
-    for name in ("subject", "intro", "seller_footer", "legal_footer"):
-        label, source = _block(templates, group, name, lang, default_lang)
+    for name in BLOCKS:
+        if name == "subject" and subject is not None:
+            parts[name] = subject
+            continue
+        if name == "intro" and body_text is not None:
+            parts[name] = str(escape(body_text)).replace("\n", "<br>\n")
+            continue
+        label, source = template_block(templates, group, name, lang, default_lang)
         extension = "txt" if name == "subject" else "html"
         env = _TEXT_ENV if name == "subject" else _HTML_ENV
         parts[name] = _render(env, label, source, f"autoresponse/{name}.{lang}.{extension}", ctx)
-    subject = header_safe(parts["subject"])
+    clean_subject = header_safe(parts["subject"])
+    _, image_path = template_block(templates, group, "header_image", lang, default_lang)
+    image = _file_part(image_path) if image_path else None
+    cid = make_msgid(domain="lms.invalid")[1:-1] if image else ""
     html = _render(
         _HTML_ENV,
         "layout.html",
@@ -112,13 +183,32 @@ def render_autoresponse(
         "layout.html",
         {
             **ctx,
-            "subject": subject,
+            "subject": clean_subject,
+            "header_cid": cid,
             "intro": Markup(parts["intro"]),
             "seller_footer": Markup(parts["seller_footer"]),
             "legal_footer": Markup(parts["legal_footer"]),
         },
     )
-    return RenderedMail(subject=subject, html=html, text=html_to_text(html), language=lang)
+    _, files = template_block(templates, group, "attachments", lang, default_lang)
+    attachments = tuple(_file_part(p) for p in files or []) if with_attachments else ()
+    return RenderedMail(
+        subject=clean_subject,
+        html=html,
+        text=html_to_text(html),
+        language=lang,
+        header_image=image,
+        header_cid=cid,
+        attachments=attachments,
+    )
+
+
+def render_autoresponse(
+    *, templates: dict[str, Any], group: str, lang: str, default_lang: str, context: dict[str, Any]
+) -> RenderedMail:
+    return render_mail(
+        templates=templates, group=group, lang=lang, default_lang=default_lang, context=context
+    )
 
 
 def salutation(name: str | None, lang: str) -> str:
@@ -141,6 +231,8 @@ def build_message(
     auto_submitted: str | None = None,
     reply_to: str | None = None,
 ) -> bytes:
+    """multipart/alternative (text, HTML); the HTML inside multipart/related with the header
+    image when there is one; all of it inside multipart/mixed with the PDFs when there are."""
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(display_name=header_safe(from_name), addr_spec=from_address)
     message["To"] = to
@@ -160,7 +252,31 @@ def build_message(
     message["Content-Language"] = rendered.language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    if rendered.header_image is not None:
+        image = rendered.header_image
+        html_part = next(p for p in message.iter_parts() if p.get_content_type() == "text/html")
+        html_part.add_related(
+            image.data, image.maintype, image.subtype, cid=f"<{rendered.header_cid}>", filename=image.filename
+        )
+    for part in rendered.attachments:
+        message.add_attachment(
+            part.data, maintype=part.maintype, subtype=part.subtype, filename=part.filename
+        )
     return message.as_bytes()
+
+
+def dkim_sign(raw: bytes, *, selector: str, domain: str, key_file: str) -> bytes:
+    """Prepend a DKIM-Signature (RFC 6376) over the headers that identify the mail."""
+    import dkim
+
+    signature = dkim.sign(
+        raw,
+        selector.encode(),
+        domain.encode(),
+        Path(key_file).read_bytes(),
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"in-reply-to"],
+    )
+    return bytes(signature) + raw
 
 
 TYPE_LABELS = {
@@ -294,3 +410,16 @@ def build_forward(*, text: str, original: bytes, reply_to: str | None = None, **
         + body
         + f"--{boundary}--\r\n".encode()
     )
+
+
+def check_templates(dealer: dict[str, Any], sample: Any) -> None:
+    """Render every block of every group in every language against sample data; raise
+    :class:`TemplateRenderError` naming the first block that fails. ``sample(lang)`` gives
+    the context."""
+    templates = dealer.get("templates") or {}
+    default_lang = dealer.get("language", "de")
+    for group in sorted(set(templates) | {"default"}):
+        for lang in LANGUAGES:
+            render_mail(
+                templates=templates, group=group, lang=lang, default_lang=default_lang, context=sample(lang)
+            )

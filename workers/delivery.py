@@ -39,6 +39,10 @@ def send_outbound(db: Database, outbound_id: int, relay: Relay, *, now: datetime
             return row.state
         if row.state == "sending" and row.next_attempt_at is not None and row.next_attempt_at > now:
             return "sending"  # another worker holds the lease
+        if row.expires_at is not None and now >= row.expires_at:
+            row.state, row.next_attempt_at, row.updated_at = "expired", None, now
+            row.last_error = (row.last_error or "") + f" (not sent: expired at {row.expires_at.isoformat()})"
+            return "expired"
         row.state = "sending"
         row.attempts += 1
         row.next_attempt_at = now + policy.lease

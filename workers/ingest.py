@@ -27,6 +27,7 @@ from intake.store import mailbox_key
 from models.autoresponse_gate import autoresponse_gate
 from models.contacts import normalise_email, normalise_phone
 from models.db import dialect_insert
+from models.durations import parse_duration
 from models.tables import (
     INBOUND_FINAL_STATES,
     Contact,
@@ -39,13 +40,21 @@ from models.tables import (
     User,
 )
 from workers.assign import route_lead
-from workers.compose import build_message, render_autoresponse, salutation
+from workers.compose import build_message, render_autoresponse
 from workers.lead_mail import new_message_id, queue_lead_mails, queue_outbound
+from workers.mail_context import context_for
 
 log = logging.getLogger(__name__)
 
-AUTORESPONSE_WINDOW = timedelta(hours=24)
 RESEND_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Timing:
+    # How long a new outbox row waits for its enqueued send before the sweeper steps in.
+    grace: timedelta = timedelta(seconds=60)
+    # An autoresponse not delivered by then is marked expired rather than sent late.
+    autoresponse_max_age: timedelta = timedelta(hours=4)
 
 
 @dataclass
@@ -56,9 +65,8 @@ class IngestResult:
 
 
 def ingest_message(
-    session: Session, inbound_id: int, *, now: datetime, grace: timedelta = timedelta(seconds=60)
+    session: Session, inbound_id: int, *, now: datetime, timing: Timing = Timing()
 ) -> IngestResult:
-    """``grace``: how long a new outbox row waits for its enqueued send before the sweeper steps in."""
     # FOR UPDATE serialises two workers on the same row (PostgreSQL); on SQLite the
     # BEGIN IMMEDIATE of every transaction does the same.
     row = session.get(InboundMessage, inbound_id, with_for_update=True)
@@ -66,7 +74,7 @@ def ingest_message(
         return IngestResult("missing")
     if row.state in INBOUND_FINAL_STATES:
         return IngestResult(row.state)
-    return process_inbound(session, row, now=now, grace=grace)
+    return process_inbound(session, row, now=now, timing=timing)
 
 
 def process_inbound(
@@ -74,7 +82,7 @@ def process_inbound(
     row: InboundMessage,
     *,
     now: datetime,
-    grace: timedelta,
+    timing: Timing,
     force_source: str | None = None,
 ) -> IngestResult:
     dealer = session.get(Dealer, row.dealer_id)
@@ -103,7 +111,7 @@ def process_inbound(
     for ordinal, enquiry in enumerate(extraction.enquiries):
         if force_source:
             enquiry.source = force_source
-        lead, outbound_ids = apply_enquiry(session, dealer, row, parsed, enquiry, ordinal, now, grace)
+        lead, outbound_ids = apply_enquiry(session, dealer, row, parsed, enquiry, ordinal, now, timing)
         result.lead_ids.append(lead.id)
         result.outbound_ids += outbound_ids
     _finish(row, "processed", extraction.reason or None, now)
@@ -247,7 +255,7 @@ def apply_enquiry(
     enquiry: Enquiry,
     ordinal: int,
     now: datetime,
-    grace: timedelta,
+    timing: Timing,
 ) -> tuple[Lead, list[int]]:
     """The enquiry as a resend, an activity on an open lead, or a new routed lead; returns the
     lead and the outbox rows written (answer, forward, notification)."""
@@ -320,8 +328,8 @@ def apply_enquiry(
     mailbox = mailbox_key(row.envelope_to[0]) if row.envelope_to else ""
     route_lead(session, dealer, lead, mailbox=mailbox, now=now)
     editor = session.get(User, lead.editor_id) if lead.editor_id else None
-    outbound = queue_lead_mails(session, dealer, lead, contact, editor, row, now=now, grace=grace)
-    answer = _autoresponse(session, dealer, lead, contact, editor, row, parsed, now, grace)
+    outbound = queue_lead_mails(session, dealer, lead, contact, editor, row, now=now, grace=timing.grace)
+    answer = _autoresponse(session, dealer, lead, contact, editor, row, parsed, now, timing)
     return lead, ([answer] if answer is not None else []) + outbound
 
 
@@ -339,7 +347,7 @@ def _autoresponse(
     row: InboundMessage,
     parsed: ParsedMail,
     now: datetime,
-    grace: timedelta,
+    timing: Timing,
 ) -> int | None:
     from intake.parsing.classify import Classification
 
@@ -357,26 +365,14 @@ def _autoresponse(
         recipient=recipient,
         envelope_from=row.envelope_from,
         last_autoresponse_at=last,
-        window=AUTORESPONSE_WINDOW,
+        window=parse_duration(dealer.config.get("autoresponse_window") or "24h"),
         now=now,
     )
     if not gate.send:
         _activity(session, lead, now, "autoresponse_skipped", gate.reason)
         return None
     lang = lead.language or dealer.language
-    vehicle = lead.vehicle or {}
-    label = vehicle.get("label") or " ".join(str(vehicle[k]) for k in ("make", "model") if vehicle.get(k))
-    context = {
-        "dealer": {"id": dealer.id, "name": dealer.name, "email": dealer.from_address},
-        "editor": {"name": editor.name, "email": editor.email} if editor else {"name": "", "email": ""},
-        "contact": {
-            "name": contact.name or "",
-            "email": contact.email or "",
-            "salutation": salutation(contact.name, lang),
-        },
-        "lead": {"id": lead.id, "type": lead.type, "subject": lead.subject or ""},
-        "vehicle": {"label": label, **{k: v for k, v in vehicle.items() if isinstance(v, str | int | float)}},
-    }
+    context = context_for(dealer, lead, contact, editor, lang)
     rendered = render_autoresponse(
         templates=dealer.config.get("templates") or {},
         group=lead.group,
@@ -410,5 +406,6 @@ def _autoresponse(
         envelope_from="",
         recipients=[recipient],
         now=now,
-        grace=grace,
+        grace=timing.grace,
+        expires_at=now + timing.autoresponse_max_age,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.tables import Contact, Dealer, InboundMessage, Lead, LeadActivity, OutboundMessage, User
-from workers.compose import TYPE_LABELS, build_forward, build_notification, lead_summary
+from workers.compose import TYPE_LABELS, build_forward, build_notification, dkim_sign, lead_summary
 
 
 def lead_data(lead: Lead, contact: Contact, editor: User | None) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def lead_data(lead: Lead, contact: Contact, editor: User | None) -> dict[str, An
 def queue_outbound(
     session: Session,
     dealer: Dealer,
-    lead: Lead,
+    lead: Lead | None,
     *,
     kind: str,
     purpose: str,
@@ -39,10 +39,15 @@ def queue_outbound(
     recipients: list[str],
     now: datetime,
     grace: timedelta,
+    expires_at: datetime | None = None,
+    activity_text: str | None = None,
 ) -> int:
+    dkim = dealer.config.get("dkim")
+    if dkim:
+        raw = dkim_sign(raw, selector=dkim["selector"], domain=dkim["domain"], key_file=dkim["key_file"])
     outbound = OutboundMessage(
         dealer_id=dealer.id,
-        lead_id=lead.id,
+        lead_id=lead.id if lead else None,
         purpose=purpose,
         kind=kind,
         message_id=message_id,
@@ -54,26 +59,22 @@ def queue_outbound(
         attempts=0,
         created_at=now,
         next_attempt_at=now + grace,
+        expires_at=expires_at,
         updated_at=now,
     )
     session.add(outbound)
     session.flush()
-    session.add(
-        LeadActivity(
-            lead_id=lead.id,
-            at=now,
-            kind=kind,
-            text=f"{kind.capitalize()} to {', '.join(recipients)} queued",
-            outbound_id=outbound.id,
-            data={},
+    if lead is not None:
+        text = activity_text or f"{kind.capitalize()} to {', '.join(recipients)} queued"
+        session.add(
+            LeadActivity(lead_id=lead.id, at=now, kind=kind, text=text, outbound_id=outbound.id, data={})
         )
-    )
     return outbound.id
 
 
-def new_message_id(kind: str, lead: Lead, dealer: Dealer) -> str:
+def new_message_id(kind: str, lead: Lead | None, dealer: Dealer) -> str:
     domain = dealer.from_address.partition("@")[2] or "lms.invalid"
-    return f"<lms.{kind}.{lead.id}.{secrets.token_hex(6)}@{domain}>"
+    return f"<lms.{kind}.{lead.id if lead else 0}.{secrets.token_hex(6)}@{domain}>"
 
 
 def queue_lead_mails(

@@ -23,7 +23,7 @@ from models.tables import InboundMessage
 from workers.broker import make_broker
 from workers.clock import Clock, system_clock
 from workers.delivery import SendPolicy, send_outbound
-from workers.ingest import ingest_message
+from workers.ingest import Timing, ingest_message
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
 
@@ -69,6 +69,13 @@ class Runtime:
         return timedelta(seconds=self.settings.sweep_grace_seconds)
 
     @property
+    def timing(self) -> Timing:
+        return Timing(
+            grace=self.grace,
+            autoresponse_max_age=timedelta(seconds=self.settings.autoresponse_max_age_seconds),
+        )
+
+    @property
     def send_policy(self) -> SendPolicy:
         return SendPolicy(
             max_attempts=self.settings.send_max_attempts,
@@ -87,7 +94,7 @@ class Runtime:
         now = self.clock()
         try:
             with self.db.session() as session:
-                result = ingest_message(session, inbound_id, now=now, grace=self.grace)
+                result = ingest_message(session, inbound_id, now=now, timing=self.timing)
         except Exception as exc:
             log.exception("ingest of inbound message %s failed", inbound_id)
             self._record_ingest_failure(inbound_id, exc, now)

@@ -1,0 +1,144 @@
+"""What people do with a lead: answer the customer, note, complete. Each is recorded."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from models.tables import CompletionReason, Contact, Dealer, InboundMessage, Lead, LeadActivity, User
+from workers.compose import build_message, render_mail
+from workers.ingest import reply_address
+from workers.lead_mail import new_message_id, queue_outbound
+from workers.mail_context import context_for
+
+
+class ActionError(Exception):
+    """The action cannot be done; the message says why, for the person who asked."""
+
+
+def acting_user(session: Session, lead: Lead, username: str | None) -> User:
+    if username is None:
+        if lead.editor is None:
+            raise ActionError(f"lead {lead.id} has no editor; say who answers with --as USER")
+        return lead.editor
+    user = session.scalar(select(User).where(User.dealer_id == lead.dealer_id, User.username == username))
+    if user is None or not user.active:
+        raise ActionError(f"no active user {username!r} at dealer {lead.dealer_id!r}")
+    return user
+
+
+def _thread(session: Session, lead: Lead) -> tuple[str | None, list[str]]:
+    """The customer's latest message on this lead, to answer in its thread."""
+    ids = [
+        message_id
+        for message_id in session.scalars(
+            select(InboundMessage.message_id)
+            .join(LeadActivity, LeadActivity.inbound_id == InboundMessage.id)
+            .where(LeadActivity.lead_id == lead.id)
+            .order_by(LeadActivity.at, LeadActivity.id)
+        )
+        if message_id
+    ]
+    return (ids[-1], ids[:-1]) if ids else (None, [])
+
+
+def reply(
+    session: Session, lead: Lead, body: str, *, by: User, now: datetime, grace: timedelta = timedelta(0)
+) -> int:
+    """The seller's words framed by the dealer's header and footers, to the customer, in the
+    enquiry's thread. It is the reaction that stops the stage-1 clock."""
+    if not body.strip():
+        raise ActionError("the reply is empty")
+    contact = session.get(Contact, lead.contact_id)
+    dealer = session.get(Dealer, lead.dealer_id)
+    assert contact is not None and dealer is not None
+    if not contact.email:
+        raise ActionError(
+            f"the customer of lead {lead.id} has no email address; call {contact.phone or 'them'}"
+        )
+    lang = lead.language or dealer.language
+    subject = lead.subject or ("Ihre Anfrage" if lang == "de" else "Your enquiry")
+    subject = subject if subject.lower().startswith(("re:", "aw:")) else f"Re: {subject}"
+    rendered = render_mail(
+        templates=dealer.config.get("templates") or {},
+        group=lead.group,
+        lang=lang,
+        default_lang=dealer.language,
+        context=context_for(dealer, lead, contact, by, lang),
+        body_text=body.strip(),
+        subject=subject,
+        with_attachments=False,
+    )
+    in_reply_to, references = _thread(session, lead)
+    message_id = new_message_id("re", lead, dealer)
+    raw = build_message(
+        rendered,
+        from_name=f"{by.name} | {dealer.from_name}",
+        from_address=dealer.from_address,
+        to=contact.email,
+        message_id=message_id,
+        date=now,
+        origin=dealer.id,
+        in_reply_to=in_reply_to,
+        references=references,
+        reply_to=reply_address(dealer.from_address, lead.reply_token or ""),
+    )
+    outbound_id = queue_outbound(
+        session,
+        dealer,
+        lead,
+        kind="reply",
+        purpose=f"reply:lead:{lead.id}:{secrets.token_hex(8)}",
+        raw=raw,
+        message_id=message_id,
+        envelope_from=dealer.from_address,
+        recipients=[contact.email],
+        now=now,
+        grace=grace,
+        activity_text=f"{by.username} answered {contact.email}:\n{body.strip()[:4000]}",
+    )
+    lead.reacted_at = lead.reacted_at or now
+    lead.last_activity_at = now
+    return outbound_id
+
+
+def note(session: Session, lead: Lead, text: str, *, by: str, now: datetime) -> None:
+    if not text.strip():
+        raise ActionError("the note is empty")
+    session.add(
+        LeadActivity(lead_id=lead.id, at=now, kind="note", text=f"{by}: {text.strip()}", data={"by": by})
+    )
+    lead.last_activity_at = now
+
+
+def usable_reasons(session: Session, dealer_id: str) -> dict[str, CompletionReason]:
+    """System reasons, overridden (renamed or hidden) by the dealer's rows of the same code."""
+    rows = session.scalars(
+        select(CompletionReason)
+        .where(or_(CompletionReason.dealer_id.is_(None), CompletionReason.dealer_id == dealer_id))
+        .order_by(CompletionReason.dealer_id.is_not(None))
+    )
+    reasons: dict[str, CompletionReason] = {}
+    for row in rows:  # system rows first, the dealer's win
+        reasons[row.code] = row
+    return {code: row for code, row in reasons.items() if not row.hidden}
+
+
+def complete(session: Session, lead: Lead, code: str, *, by: str, now: datetime) -> CompletionReason:
+    if lead.status == "completed":
+        raise ActionError(f"lead {lead.id} is already completed")
+    reasons = usable_reasons(session, lead.dealer_id)
+    reason = reasons.get(code)
+    if reason is None:
+        raise ActionError(f"unknown completion reason {code!r}; one of: {', '.join(sorted(reasons))}")
+    lead.status, lead.completed_at, lead.completion_reason_id = "completed", now, reason.id
+    lead.last_activity_at = now
+    session.add(
+        LeadActivity(
+            lead_id=lead.id, at=now, kind="completed", text=f"Completed by {by}: {reason.label}", data={}
+        )
+    )
+    return reason
