@@ -26,6 +26,7 @@ from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import Markup, escape
 
+from intake.parsing.charsets import decode_header_value
 from intake.parsing.html_text import html_to_text
 from models.autoresponse_gate import OUR_HEADER
 from templates_email import TEMPLATE_DIR
@@ -34,7 +35,6 @@ MAX_RENDERED_BYTES = 512 * 1024
 MAX_REPEAT = 10_000
 LANGUAGES = ("de", "en")
 BLOCKS = ("subject", "intro", "seller_footer", "legal_footer")
-_CRLF = re.compile(r"[\r\n]+")
 
 
 class TemplateRenderError(Exception):
@@ -85,9 +85,25 @@ _HTML_ENV = _env(autoescape=True)
 _TEXT_ENV = _env(autoescape=False)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
 def header_safe(value: str) -> str:
-    """No CR or LF may reach a header: they would start a new header (header injection)."""
-    return _CRLF.sub(" ", value).strip()
+    """Text that can go into a header as it is: no CR, LF or other control characters.
+
+    Encoded words (RFC 2047) are decoded first: the email package would decode them when
+    the header is set, and a ``=0D=0A`` inside one would become a real line break, i.e. a
+    new header (``Bcc:`` injection). Whatever still starts like one after that is broken up
+    so that no reader decodes it.
+    """
+    for _ in range(3):
+        if not _ENCODED_WORD.search(value):
+            break
+        value = decode_header_value(value)
+    # Python's own decoder is lenient (spaces inside a word): break every "=?" up.
+    value = value.replace("=?", "= ?")
+    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 @dataclass(frozen=True)
@@ -112,7 +128,15 @@ class RenderedMail:
 def _render(env: StrictSandbox, block: str, source: str | None, file: str, ctx: dict[str, Any]) -> str:
     try:
         template = env.from_string(source) if source is not None else env.get_template(file)
-        rendered = template.render(ctx)
+        # Stream, and stop at the bound: a loop that would write gigabytes never gets to.
+        chunks: list[str] = []
+        size = 0
+        for chunk in template.generate(ctx):
+            size += len(chunk)
+            if size > MAX_RENDERED_BYTES:
+                raise TemplateRenderError(block, f"renders to more than {MAX_RENDERED_BYTES} bytes")
+            chunks.append(chunk)
+        rendered = "".join(chunks)
     except TemplateError as exc:
         raise TemplateRenderError(block, f"{type(exc).__name__}: {exc}") from None
     except (ArithmeticError, ValueError, TypeError, MemoryError, RecursionError, AttributeError) as exc:
@@ -125,16 +149,17 @@ def _render(env: StrictSandbox, block: str, source: str | None, file: str, ctx: 
 def template_block(
     templates: dict[str, Any], group: str, name: str, lang: str, default_lang: str
 ) -> tuple[str, Any]:
-    """The dealer's value for a block: the group's, else "default"'s; per language where the
-    block has languages, falling back to the dealer's default language. ``None``: built-in."""
-    for candidate in (group, "default"):
-        block = (templates.get(candidate) or {}).get(name)
-        if isinstance(block, dict):
-            for language in (lang, default_lang):
+    """The dealer's value for a block, with its key. Tried in this order: the group in the
+    customer's language, "default" in that language, then both in the dealer's default
+    language (the right language matters more than a group's own wording). ``None``: built-in."""
+    for language in dict.fromkeys((lang, default_lang)):
+        for candidate in (group, "default"):
+            block = (templates.get(candidate) or {}).get(name)
+            if isinstance(block, dict):
                 if block.get(language):
                     return f"templates.{candidate}.{name}.{language}", block[language]
-        elif block:
-            return f"templates.{candidate}.{name}", block
+            elif block:
+                return f"templates.{candidate}.{name}", block
     return f"built-in {name}.{lang}", None
 
 
@@ -249,7 +274,6 @@ def build_message(
         # Ask Exchange and Outlook not to answer our automatic mail with theirs.
         message["X-Auto-Response-Suppress"] = "All"
     message[OUR_HEADER] = header_safe(origin)
-    message["Content-Language"] = rendered.language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     if rendered.header_image is not None:
@@ -262,6 +286,7 @@ def build_message(
         message.add_attachment(
             part.data, maintype=part.maintype, subtype=part.subtype, filename=part.filename
         )
+    message["Content-Language"] = rendered.language  # after the bodies: set_content drops Content-*
     return message.as_bytes()
 
 

@@ -83,7 +83,8 @@ def _address(raw_value: str, hint: str | None) -> tuple[str, str]:
         match = re.search(r"<?([^\s<>\"(),;:]+@[^\s<>\"(),;:]+)>?", unfolded)
         addr = match.group(1) if match else ""
     addr = addr.strip().rstrip(".")  # "user@example.com." is the same mailbox
-    name = decode_header_value(name, hint).strip().strip('"').strip()
+    # A display name is one line of text, whatever an encoded word smuggled into it.
+    name = " ".join(decode_header_value(name, hint).replace('"', " ").split())
     if name.lower() == addr.lower():
         name = ""
     return name, addr.lower() if "@" in addr else addr

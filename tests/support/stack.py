@@ -40,6 +40,7 @@ class Stack:
         config: Path = DEMO_CONFIG,
         worker_threads: int | None = 2,
         smtp: bool = True,
+        smtp_port: int | None = None,
         **settings: Any,
     ) -> None:
         self.settings = Settings(
@@ -56,7 +57,7 @@ class Stack:
         self.controller = None
         self.smtp_port = 0
         if smtp:
-            self.smtp_port = free_port()
+            self.smtp_port = smtp_port or free_port()
             handler = IntakeHandler(self.runtime.db, enqueue=self.runtime.enqueue_ingest, clock=clock)
             self.controller = make_smtp_controller(
                 handler, host="127.0.0.1", port=self.smtp_port, max_bytes=self.settings.smtp_max_bytes
