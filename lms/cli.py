@@ -25,15 +25,18 @@ from lms.processes import run_components
 from lms.templates_cli import templates
 from lms.unassigned import parse_report, unassigned
 from lms.views import lead_dict, list_leads, ops_status
+from models.business_calendar import BusinessCalendar
 from models.config_apply import apply_config
 from models.db import Database
 from models.dealer_config import ConfigError, redacted
+from models.escalation import parse_when
 from models.migrate import upgrade
 from models.settings import Settings
 from models.tables import Dealer, InboundMessage, Lead, Mailbox, OutboundMessage, User
 from workers.assign import reassign, redistribute
 from workers.broker import queue_depths
 from workers.clock import system_clock
+from workers.escalations import change_due
 from workers.lead_actions import ActionError, acting_user, complete, note, reply
 from workers.runtime import build_runtime
 
@@ -99,15 +102,19 @@ def worker(threads: int | None) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Sweep once and exit.")
 def scheduler(once: bool) -> None:
-    """The sweeper (and, later, time-based work): re-enqueues rows stuck in a non-final state."""
+    """Time-based work: the sweeper (rows stuck in a non-final state) and escalations."""
     s = settings()
     if once:
         runtime = build_runtime(s)
         try:
             result = runtime.sweep_once()
+            fired = runtime.escalate_once()
         finally:
             runtime.close()
-        click.echo(f"re-enqueued {result.inbound} inbound and {result.outbound} outbound messages")
+        click.echo(
+            f"re-enqueued {result.inbound} inbound and {result.outbound} outbound messages; "
+            f"escalations fired {sum(fired.fired.values())}, skipped {fired.skipped}"
+        )
         return
     run_components(s, smtp=False, worker=False, scheduler=True)
 
@@ -404,6 +411,28 @@ def leads_reply(lead_id: int, body_file: Any, as_user: str | None) -> None:
 
     _lead_action(lead_id, act)
     click.echo(f"reply to lead {lead_id} queued (the sweeper sends it within seconds)")
+
+
+@leads.command("due")
+@click.argument("lead_id", type=int)
+@click.argument("when")
+@click.option("--by", default="operator", show_default=True)
+def leads_due(lead_id: int, when: str, by: str) -> None:
+    """Set a resubmission date: "2026-12-01 10:00" (dealer's time), "2026-12-01" or "+2h"."""
+    now = system_clock()
+
+    def act(session: Any, lead: Lead) -> None:
+        dealer = session.get(Dealer, lead.dealer_id)
+        try:
+            moment = parse_when(when, now=now, calendar=BusinessCalendar.from_config(dealer.config))
+        except ValueError as exc:
+            raise ActionError(str(exc)) from None
+        if lead.status != "open":
+            raise ActionError(f"lead {lead_id} is {lead.status}")
+        change_due(session, lead, moment, by=by, now=now)
+
+    _lead_action(lead_id, act)
+    click.echo(f"lead {lead_id} is due {when}")
 
 
 @leads.command("note")

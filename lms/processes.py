@@ -12,7 +12,7 @@ from intake.smtp import IntakeHandler, make_smtp_controller
 from lms.config_checks import load_checked
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
-from workers.runtime import PeriodicSweeper, Runtime, build_runtime
+from workers.runtime import Runtime, Scheduler, build_runtime
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,13 @@ def run_components(
                 settings.broker_url.split("@")[-1],
             )
         if scheduler:
-            sweeper = PeriodicSweeper(runtime, settings.sweep_interval_seconds)
-            sweeper.start()
-            stoppers.append(sweeper.stop)
-            log.info("sweeper started (every %.0fs)", settings.sweep_interval_seconds)
+            timed = Scheduler(runtime, settings.sweep_interval_seconds)
+            timed.start()
+            stoppers.append(timed.stop)
+            log.info(
+                "scheduler started (sweeps every %.0fs, escalations when due)",
+                settings.sweep_interval_seconds,
+            )
         if smtp:
             host, port = split_host_port(settings.smtp_listen)
             # With the in-process broker and no worker here, enqueueing would go nowhere:

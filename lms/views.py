@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from models.escalation import EscalationRules, due_state
 from models.tables import (
     INBOUND_PENDING_STATES,
     OUTBOUND_PENDING_STATES,
     Contact,
+    Dealer,
     InboundMessage,
     Lead,
     LeadActivity,
@@ -25,14 +27,28 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def due_state(lead: Lead, now: datetime) -> str:
-    """none | soon | overdue; the escalation work refines "soon" with the reminder point."""
-    if lead.status != "open" or lead.due_at is None:
-        return "none"
-    return "overdue" if now >= lead.due_at else "none"
+def reminder_of(session: Session, dealer_id: str, cache: dict[str, timedelta] | None = None) -> timedelta:
+    if cache is not None and dealer_id in cache:
+        return cache[dealer_id]
+    dealer = session.get(Dealer, dealer_id)
+    value = EscalationRules.from_config(dealer.config if dealer else {}).reminder
+    if cache is not None:
+        cache[dealer_id] = value
+    return value
 
 
-def lead_dict(session: Session, lead: Lead, *, now: datetime, with_activities: bool) -> dict[str, Any]:
+def lead_due_state(lead: Lead, now: datetime, reminder: timedelta) -> str:
+    return due_state(status=lead.status, due_at=lead.due_at, now=now, reminder=reminder)
+
+
+def lead_dict(
+    session: Session,
+    lead: Lead,
+    *,
+    now: datetime,
+    with_activities: bool,
+    reminders: dict[str, timedelta] | None = None,
+) -> dict[str, Any]:
     vehicle = {"make": None, "model": None, "year": None, "status": None, "vin": None, "price": None}
     vehicle.update(lead.vehicle or {})
     data: dict[str, Any] = {
@@ -55,7 +71,8 @@ def lead_dict(session: Session, lead: Lead, *, now: datetime, with_activities: b
         "created_at": iso(lead.created_at),
         "last_activity_at": iso(lead.last_activity_at),
         "due_at": iso(lead.due_at),
-        "due_state": due_state(lead, now),
+        "due_state": lead_due_state(lead, now, reminder_of(session, lead.dealer_id, reminders)),
+        "due_kind": lead.due_kind,
         "completion_reason": lead.completion_reason.code if lead.completion_reason else None,
         "inbound_id": lead.inbound_id,
     }
@@ -104,12 +121,23 @@ def list_leads(
                 func.lower(Lead.message).like(pattern),
             )
         )
+    if due == "overdue":  # narrowed in SQL; the state function decides
+        query = query.where(Lead.status == "open", Lead.due_at <= now)
+    elif due == "soon":
+        query = query.where(Lead.status == "open", Lead.due_at > now)
     leads = list(session.scalars(query.order_by(Lead.last_activity_at.desc(), Lead.id.desc())).unique())
+    reminders: dict[str, timedelta] = {}
     if due:
-        leads = [lead for lead in leads if due_state(lead, now) == due]
+        leads = [
+            lead
+            for lead in leads
+            if lead_due_state(lead, now, reminder_of(session, lead.dealer_id, reminders)) == due
+        ]
     page = leads[offset : offset + limit]
     return {
-        "leads": [lead_dict(session, lead, now=now, with_activities=False) for lead in page],
+        "leads": [
+            lead_dict(session, lead, now=now, with_activities=False, reminders=reminders) for lead in page
+        ],
         "total": len(leads),
     }
 

@@ -158,6 +158,20 @@ class HoursConfig(Strict):
     holidays: str | None = None
     closed: list[date] = []
 
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import holidays as holidays_lib
+
+        country, _, subdivision = value.partition("-")
+        try:
+            holidays_lib.country_holidays(country, subdiv=subdivision or None, years=2026)
+        except NotImplementedError:
+            raise ValueError(f'{value!r}: unknown country or subdivision (e.g. "DE-BY")') from None
+        return value
+
     @field_validator("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     @classmethod
     def _blocks(cls, value: str | None) -> str | None:
@@ -175,6 +189,7 @@ class EscalationConfig(Strict):
     reminder: Duration = "30m"
     stage2: Duration = "4h"
     stage2_resubmission: Duration = "24h"
+    stage2_action: Literal["inform", "pool", "supervisor"] = "inform"
 
 
 class TemplateConfig(Strict):

@@ -218,6 +218,13 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    due_kind: Mapped[str] = mapped_column(String(16), default="stage1")  # stage1 | resubmission
+    # A new due date is a new version: its stages fire again, once each.
+    due_version: Mapped[int] = mapped_column(Integer, default=1)
+    due_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the scheduler must look at this lead next (NULL: nothing pending). Indexed: a
+    # scheduler pass costs what is due, not what is open.
+    next_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     # The first reaction of a seller (a reply): it stops the stage-1 clock.
     reacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -275,6 +282,21 @@ class OutboundMessage(Base):
     # Not sent after this (an autoresponse hours late is worse than none): state "expired".
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EscalationEvent(Base):
+    """A stage that fired (or was skipped as stale) for one due version: never twice."""
+
+    __tablename__ = "escalation_events"
+    __table_args__ = (UniqueConstraint("lead_id", "stage", "due_version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"))
+    stage: Mapped[str] = mapped_column(String(16))  # reminder | stage1 | stage2
+    due_version: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was due
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | skipped
 
 
 INBOUND_FINAL_STATES = ("processed", "ignored", "unrecognised", "dead", "deleted")

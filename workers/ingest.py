@@ -41,6 +41,7 @@ from models.tables import (
 )
 from workers.assign import route_lead
 from workers.compose import build_message, render_autoresponse
+from workers.escalations import set_first_due
 from workers.lead_mail import new_message_id, queue_lead_mails, queue_outbound
 from workers.mail_context import context_for
 
@@ -327,6 +328,7 @@ def apply_enquiry(
 
     mailbox = mailbox_key(row.envelope_to[0]) if row.envelope_to else ""
     route_lead(session, dealer, lead, mailbox=mailbox, now=now)
+    set_first_due(session, dealer, lead, received_at=row.received_at)
     editor = session.get(User, lead.editor_id) if lead.editor_id else None
     outbound = queue_lead_mails(session, dealer, lead, contact, editor, row, now=now, grace=timing.grace)
     answer = _autoresponse(session, dealer, lead, contact, editor, row, parsed, now, timing)

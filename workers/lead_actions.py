@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from models.tables import CompletionReason, Contact, Dealer, InboundMessage, Lead, LeadActivity, User
 from workers.compose import build_message, render_mail
+from workers.escalations import reschedule
 from workers.ingest import reply_address
 from workers.lead_mail import new_message_id, queue_outbound
 from workers.mail_context import context_for
@@ -100,8 +101,9 @@ def reply(
         grace=grace,
         activity_text=f"{by.username} answered {contact.email}:\n{body.strip()[:4000]}",
     )
-    lead.reacted_at = lead.reacted_at or now
+    lead.reacted_at = now
     lead.last_activity_at = now
+    reschedule(session, dealer, lead, now=now)  # the reaction stops the clock
     return outbound_id
 
 
@@ -136,6 +138,7 @@ def complete(session: Session, lead: Lead, code: str, *, by: str, now: datetime)
         raise ActionError(f"unknown completion reason {code!r}; one of: {', '.join(sorted(reasons))}")
     lead.status, lead.completed_at, lead.completion_reason_id = "completed", now, reason.id
     lead.last_activity_at = now
+    lead.next_event_at = None
     session.add(
         LeadActivity(
             lead_id=lead.id, at=now, kind="completed", text=f"Completed by {by}: {reason.label}", data={}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from models.tables import InboundMessage
 from workers.broker import make_broker
 from workers.clock import Clock, system_clock
 from workers.delivery import SendPolicy, send_outbound
+from workers.escalations import PassResult, next_event, run_pass
 from workers.ingest import Timing, ingest_message
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
@@ -128,6 +130,12 @@ class Runtime:
             enqueue_send=self.enqueue_send,
         )
 
+    def escalate_once(self, now: datetime | None = None) -> PassResult:
+        result = run_pass(self.db, now=now or self.clock(), grace=self.grace)
+        for outbound_id in result.outbound_ids:
+            announce(self.enqueue_send, outbound_id)
+        return result
+
     def start_worker(self, threads: int | None = None) -> Worker:
         # Without process_boot the TimeLimit middleware never starts its timer thread.
         self.broker.emit_after("process_boot")
@@ -149,25 +157,38 @@ def build_runtime(settings: Settings, *, clock: Clock = system_clock) -> Runtime
     return Runtime(settings=settings, db=db, broker=broker, relay=relay, clock=clock)
 
 
-class PeriodicSweeper:
-    """Sweeps at start and then every ``interval`` seconds until stopped."""
+class Scheduler:
+    """The time-based work of a process: the sweeper every ``interval`` seconds, escalations
+    whenever one is due (it wakes at the next event time, and at least every ``tick`` seconds,
+    because another process may have created an earlier one)."""
 
-    def __init__(self, runtime: Runtime, interval: float) -> None:
+    def __init__(self, runtime: Runtime, interval: float, tick: float = 5.0) -> None:
         self.runtime = runtime
         self.interval = interval
+        self.tick = tick
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lms-sweeper", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="lms-scheduler", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _loop(self) -> None:
+        last_sweep = 0.0
         while not self._stop.is_set():
+            wait = self.tick
             try:
-                self.runtime.sweep_once()
+                if time.monotonic() - last_sweep >= self.interval:
+                    self.runtime.sweep_once()
+                    last_sweep = time.monotonic()
+                result = self.runtime.escalate_once()
+                if result.fired or result.skipped:
+                    log.info("escalations fired: %s (skipped %d)", result.fired, result.skipped)
+                upcoming = next_event(self.runtime.db)
+                if upcoming is not None:
+                    wait = min(wait, max(0.05, (upcoming - self.runtime.clock()).total_seconds()))
             except Exception:
-                log.exception("sweep failed; trying again in %.0fs", self.interval)
-            self._stop.wait(self.interval)
+                log.exception("scheduler pass failed; trying again in %.0fs", self.tick)
+            self._stop.wait(wait)
 
     def stop(self) -> None:
         self._stop.set()

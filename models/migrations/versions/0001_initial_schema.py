@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 11:01:07.403819
+Create Date: 2026-11-28 11:11:03.726103
 """
 
 from __future__ import annotations
@@ -185,6 +185,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("due_kind", sa.String(length=16), nullable=False),
+        sa.Column("due_version", sa.Integer(), nullable=False),
+        sa.Column("due_set_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_event_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reacted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
@@ -212,7 +216,25 @@ def upgrade() -> None:
         batch_op.create_index("ix_leads_dealer_external", ["dealer_id", "external_id"], unique=False)
         batch_op.create_index("ix_leads_dealer_fingerprint", ["dealer_id", "fingerprint"], unique=False)
         batch_op.create_index("ix_leads_dealer_status", ["dealer_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_leads_next_event_at"), ["next_event_at"], unique=False)
 
+    op.create_table(
+        "escalation_events",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("lead_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("due_version", sa.Integer(), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("fired_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.ForeignKeyConstraint(["lead_id"], ["leads.id"], name=op.f("fk_escalation_events_lead_id_leads")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_escalation_events")),
+        sa.UniqueConstraint(
+            "lead_id", "stage", "due_version", name=op.f("uq_escalation_events_lead_id_stage_due_version")
+        ),
+    )
     op.create_table(
         "outbound_messages",
         sa.Column(
@@ -309,7 +331,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbound_dealer_kind_rcpt")
 
     op.drop_table("outbound_messages")
+    op.drop_table("escalation_events")
     with op.batch_alter_table("leads", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_leads_next_event_at"))
         batch_op.drop_index("ix_leads_dealer_status")
         batch_op.drop_index("ix_leads_dealer_fingerprint")
         batch_op.drop_index("ix_leads_dealer_external")
