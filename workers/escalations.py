@@ -65,7 +65,8 @@ def change_due(session: Session, lead: Lead, when: datetime, *, by: str, now: da
     """A resubmission date set by the seller replaces the due date; the clock starts again."""
     dealer = session.get(Dealer, lead.dealer_id)
     assert dealer is not None
-    before = lead.due_at.isoformat() if lead.due_at else "none"
+    zone = BusinessCalendar.from_config(dealer.config).zone  # people read the dealer's local time
+    before = lead.due_at.astimezone(zone).isoformat() if lead.due_at else "none"
     lead.due_at, lead.due_kind, lead.due_set_at = when, "resubmission", now
     lead.due_version += 1
     lead.last_activity_at = now
@@ -75,7 +76,7 @@ def change_due(session: Session, lead: Lead, when: datetime, *, by: str, now: da
             at=now,
             kind="due_changed",
             data={"by": by},
-            text=f"Due date changed from {before} to {when.isoformat()} by {by} (resubmission)",
+            text=f"Due date changed from {before} to {when.astimezone(zone).isoformat()} by {by} (resubmission)",
         )
     )
     reschedule(session, dealer, lead, now=now)
