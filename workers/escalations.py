@@ -76,7 +76,8 @@ def change_due(session: Session, lead: Lead, when: datetime, *, by: str, now: da
             at=now,
             kind="due_changed",
             data={"by": by},
-            text=f"Due date changed from {before} to {when.astimezone(zone).isoformat()} by {by} (resubmission)",
+            text=f"Due date changed from {before} to {when.astimezone(zone).isoformat()} by {by} "
+            "(resubmission)",
         )
     )
     reschedule(session, dealer, lead, now=now)
