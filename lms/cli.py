@@ -79,14 +79,20 @@ def main() -> None:
 # -- components ------------------------------------------------------------------------------
 @main.command()
 def run() -> None:
-    """Everything in one process: SMTP intake, workers, sweeper."""
-    run_components(settings(), smtp=True, worker=True, scheduler=True)
+    """Everything in one process: SMTP intake, IMAP pollers, workers, scheduler."""
+    run_components(settings(), smtp=True, worker=True, scheduler=True, imap=True)
 
 
 @main.command()
 def smtp() -> None:
     """The SMTP intake only."""
     run_components(settings(), smtp=True, worker=False, scheduler=False)
+
+
+@main.command()
+def imap() -> None:
+    """The IMAP pollers only: one connection per configured [[dealers.imap]] mailbox."""
+    run_components(settings(), smtp=False, worker=False, scheduler=False, imap=True)
 
 
 @main.command()
@@ -515,6 +521,13 @@ def ops_status_cmd(as_json: bool) -> None:
     click.echo(
         f"oldest pending: {data['oldest_pending_seconds']}s · dead: {data['dead']} · failed: {data['failed']}"
     )
+    for box in data["imap"]:
+        state = "connected" if box["connected"] else "disconnected"
+        error = f", last error {box['last_error']}" if box["last_error"] else ""
+        click.echo(
+            f"imap {box['mailbox']} {box['folder']}: {state}, taken {box['taken']}, "
+            f"last success {box['last_success'] or '-'}{error}"
+        )
 
 
 @ops.command("retry")

@@ -8,10 +8,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import select
+
+from intake.imap import ImapPoller, accounts_from, run_pollers
 from intake.smtp import IntakeHandler, make_smtp_controller
 from lms.config_checks import load_checked
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
+from models.tables import Dealer
 from workers.runtime import Runtime, Scheduler, build_runtime
 
 log = logging.getLogger(__name__)
@@ -40,12 +44,33 @@ def apply_config_at_start(runtime: Runtime, settings: Settings) -> None:
     log.info("configuration %s applied (dealers: %s)", path, ", ".join(applied) or "none")
 
 
+def start_imap(runtime: Runtime, settings: Settings, *, enqueue: bool) -> list[ImapPoller]:
+    with runtime.db.session() as session:
+        dealers = list(session.scalars(select(Dealer)))
+    accounts = accounts_from(dealers)
+    grace = settings.sweep_grace_seconds if enqueue else 0
+    pollers = run_pollers(
+        accounts,
+        lambda account: ImapPoller(
+            account,
+            runtime.db,
+            enqueue=runtime.enqueue_ingest if enqueue else None,
+            clock=runtime.clock,
+            grace_seconds=grace,
+        ),
+    )
+    for account in accounts:
+        log.info("IMAP poller started for %s (%s)", account.key, account.folder)
+    return pollers
+
+
 def run_components(
     settings: Settings,
     *,
     smtp: bool,
     worker: bool,
     scheduler: bool,
+    imap: bool = False,
     wait: Callable[[], None] = wait_for_stop_signal,
 ) -> None:
     runtime = build_runtime(settings)
@@ -68,6 +93,10 @@ def run_components(
                 "scheduler started (sweeps every %.0fs, escalations when due)",
                 settings.sweep_interval_seconds,
             )
+        if imap:
+            enqueue_imap = worker or not settings.broker_url.startswith("memory")
+            for poller in start_imap(runtime, settings, enqueue=enqueue_imap):
+                stoppers.append(poller.stop)
         if smtp:
             host, port = split_host_port(settings.smtp_listen)
             # With the in-process broker and no worker here, enqueueing would go nowhere:

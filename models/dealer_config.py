@@ -217,6 +217,7 @@ class ImapConfig(Strict):
     folder: str = "INBOX"
     after: Literal["flag", "move"] = "flag"
     move_to: str | None = None
+    poll_seconds: float = Field(default=60, gt=0)  # when the server has no IDLE
 
     @model_validator(mode="after")
     def _consistent(self) -> ImapConfig:

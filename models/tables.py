@@ -299,6 +299,31 @@ class EscalationEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # sent | skipped
 
 
+class ImapLedger(Base):
+    """The last UID stored per IMAP mailbox, folder and UIDVALIDITY (RFC 3501 §2.3.1.1)."""
+
+    __tablename__ = "imap_ledger"
+
+    account: Mapped[str] = mapped_column(String(400), primary_key=True)  # dealer:user@host:port
+    folder: Mapped[str] = mapped_column(String(300), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ImapStatus(Base):
+    __tablename__ = "imap_status"
+
+    account: Mapped[str] = mapped_column(String(400), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(300))
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    taken: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 INBOUND_FINAL_STATES = ("processed", "ignored", "unrecognised", "dead", "deleted")
 INBOUND_PENDING_STATES = ("received", "failed")
 OUTBOUND_FINAL_STATES = ("sent", "failed", "dead", "expired")

@@ -55,7 +55,9 @@ def test_an_unanswered_lead_escalates_at_the_right_times_and_an_answered_one_doe
     clocked: tuple[Stack, FakeClock, SmtpSink], tmp_path: Path
 ) -> None:
     stack, clock, sink = clocked
+    # One after the other: with two worker threads the order of ingestion decides the rotation.
     stack.send(enquiry(sender="erika@example.org", subject="Probefahrt"))  # → anna
+    wait_until(lambda: stack.leads(), what="the first lead")
     stack.send(enquiry(sender="jonas@example.net", subject="Finanzierung"))  # → ben
     wait_until(lambda: len(sink.to("ben@autohaus-muster.example")) == 1, what="both leads notified")
     erika, jonas = stack.leads()

@@ -102,8 +102,9 @@ def test_portal_and_adf_mails_by_smtp_reach_the_right_editors_and_the_forward_ca
         "New lead", adf_sample("02_").encode(), filename="lead.xml", maintype="text", subtype="xml"
     )
     plain = enquiry(sender="Erika <erika@example.org>", subject="Frage")
-    for raw in (portal, adf, plain):
+    for count, raw in enumerate((portal, adf, plain), 1):  # in order: least_open depends on it
         live.send(raw)
+        wait_until(lambda count=count: len(live.leads()) == count, what=f"lead {count}")
     wait_until(lambda: len(sink.to("verkauf@autohaus-muster.example")) == 3, what="three forwards")
     editors = {
         lead.contact.email or lead.contact.phone: lead.editor.username for lead in live.leads() if lead.editor
@@ -157,9 +158,11 @@ def test_lms_leads_show_explains_the_assignment(live: Stack, sink: SmtpSink) -> 
 
 
 def test_assign_and_redistribute(live: Stack, sink: SmtpSink) -> None:
-    for n in range(4):
+    for n in range(4):  # one after the other, so lead ids follow the rotation
         live.send(enquiry(sender=f"kunde{n}@example.org"))
-    wait_until(lambda: len([lead for lead in live.leads() if lead.editor]) == 4, what="four leads routed")
+        wait_until(
+            lambda n=n: len([lead for lead in live.leads() if lead.editor]) == n + 1, what=f"lead {n + 1}"
+        )
     cli = CliRunner(env={"LMS_DATABASE_URL": live.settings.database_url})
     first = live.leads()[0]
     result = cli.invoke(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 11:11:03.726103
+Create Date: 2026-11-28 11:26:10.311145
 """
 
 from __future__ import annotations
@@ -40,6 +40,27 @@ def upgrade() -> None:
         sa.Column("config", sa.JSON(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dealers")),
+    )
+    op.create_table(
+        "imap_ledger",
+        sa.Column("account", sa.String(length=400), nullable=False),
+        sa.Column("folder", sa.String(length=300), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("account", "folder", "uidvalidity", name=op.f("pk_imap_ledger")),
+    )
+    op.create_table(
+        "imap_status",
+        sa.Column("account", sa.String(length=400), nullable=False),
+        sa.Column("folder", sa.String(length=300), nullable=False),
+        sa.Column("connected", sa.Boolean(), nullable=False),
+        sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_error_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("taken", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("account", name=op.f("pk_imap_status")),
     )
     op.create_table(
         "completion_reasons",
@@ -359,4 +380,6 @@ def downgrade() -> None:
 
     op.drop_table("contacts")
     op.drop_table("completion_reasons")
+    op.drop_table("imap_status")
+    op.drop_table("imap_ledger")
     op.drop_table("dealers")

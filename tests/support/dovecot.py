@@ -1,0 +1,182 @@
+"""A private Dovecot IMAP server on loopback, from Debian's packages, for the IMAP tests.
+
+Installed with apt-get when missing (CI runs as root). Each instance has its own
+configuration, mail location and sockets in a throw-away directory and listens on a free
+port; the machine's own services are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+from tests.support.services import free_port, reachable
+
+USER, PASSWORD = "leads", "s3cret"
+NOBODY = 65534  # Dovecot refuses to run mail processes as root
+
+
+def ensure_dovecot() -> str:
+    found = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
+    if found:
+        return found
+    problem = "dovecot is not installed"
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "dovecot-imapd"]
+        if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+            result = subprocess.run(install, env=env, capture_output=True, timeout=600)
+            problem = f"apt-get install dovecot-imapd failed: {result.stderr.decode()[-500:]}"
+        found = shutil.which("dovecot") or (
+            "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+        )
+        if found:
+            return found
+    if os.environ.get("CI"):
+        pytest.fail(problem + " (CI is set: a service test never skips)")
+    pytest.skip(problem)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may be slow to reap the daemonised master)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+class Dovecot:
+    def __init__(self) -> None:
+        self.binary = ensure_dovecot()
+        self.port = free_port()
+        # Not under pytest's 0700 tmp: the unprivileged mail processes must reach it.
+        self.dir = Path(tempfile.mkdtemp(prefix="lms-dovecot-"))
+        self.dir.chmod(0o755)
+        for sub in ("mail", "run", "state"):
+            (self.dir / sub).mkdir()
+        os.chown(self.dir / "mail", NOBODY, NOBODY)
+        (self.dir / "users").write_text(
+            f"{USER}:{{PLAIN}}{PASSWORD}:{NOBODY}:{NOBODY}::{self.dir}/mail/{USER}::\n"
+        )
+        self.conf = self.dir / "dovecot.conf"
+        self.conf.write_text(f"""
+protocols = imap
+listen = 127.0.0.1
+base_dir = {self.dir}/run
+state_dir = {self.dir}/state
+log_path = {self.dir}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = 1
+mail_location = maildir:{self.dir}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.dir}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {self.dir}/users
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+""")
+
+    def start(self) -> Dovecot:
+        # The master daemonises: it must not hold pipes of ours open (run() would wait for EOF).
+        with open(self.dir / "start.log", "ab") as out:
+            subprocess.run(
+                [self.binary, "-c", str(self.conf)],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                timeout=30,
+            )
+        deadline = time.monotonic() + 15
+        while not reachable("127.0.0.1", self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dovecot did not start: {(self.dir / 'dovecot.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        """Stop and wait until the master has exited, not just until the port is closed: a
+        start while the old master still runs fails with "already running"."""
+        pid_file = self.dir / "run" / "master.pid"
+        pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
+        with open(self.dir / "start.log", "ab") as out:
+            subprocess.run(
+                [self.binary, "-c", str(self.conf), "stop"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                timeout=30,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            alive = pid is not None and _running(pid)
+            if not alive and not reachable("127.0.0.1", self.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"dovecot (pid {pid}) did not stop within 30s")
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def client(self) -> IMAPClient:
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
+        client.login(USER, PASSWORD)
+        return client
+
+    def append(self, raw: bytes, *, folder: str = "INBOX", seen: bool = False) -> None:
+        client = self.client()
+        try:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            client.append(folder, raw, flags=[b"\\Seen"] if seen else [])
+        finally:
+            client.logout()
+
+    def folder(self, folder: str = "INBOX") -> dict[int, tuple[bytes, ...]]:
+        """UID → flags of the mails in a folder."""
+        client = self.client()
+        try:
+            if not client.folder_exists(folder):
+                return {}
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"])
+            return (
+                {uid: data[b"FLAGS"] for uid, data in client.fetch(uids, ["FLAGS"]).items()} if uids else {}
+            )
+        finally:
+            client.logout()
+
+    def imap_toml(
+        self, *, folder: str = "INBOX", after: str = "flag", password_env: str | None = None
+    ) -> str:
+        secret = f'password_env = "{password_env}"' if password_env else f'password = "{PASSWORD}"'
+        move = '\nmove_to = "Processed"' if after == "move" else ""
+        return (
+            f'\n[[dealers.imap]]\nhost = "127.0.0.1"\nport = {self.port}\nsecurity = "none"\n'
+            f'user = "{USER}"\n{secret}\nfolder = "{folder}"\nafter = "{after}"{move}\n'
+        )
