@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,6 +21,14 @@ from workers.runtime import build_runtime
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def _dealer(session: Any, dealer_id: str) -> Dealer:
+    dealer = session.get(Dealer, dealer_id)
+    if dealer is None:
+        _fail(f"no dealer {dealer_id!r}")
+    assert dealer is not None
+    return dealer
 
 
 def _render(dealer: Dealer, group: str, lang: str | None) -> RenderedMail:
@@ -52,10 +61,7 @@ def preview(dealer_id: str, group: str, lang: str | None, out: str) -> None:
     runtime = build_runtime(Settings())
     try:
         with runtime.db.session() as session:
-            dealer = session.get(Dealer, dealer_id)
-            if dealer is None:
-                _fail(f"no dealer {dealer_id!r}")
-            assert dealer is not None
+            dealer = _dealer(session, dealer_id)
             rendered = _render(dealer, group, lang)
             raw = build_message(
                 rendered,
@@ -88,10 +94,7 @@ def test_mail(dealer_id: str, to: str, group: str, lang: str | None) -> None:
     now = runtime.clock()
     try:
         with runtime.db.session() as session:
-            dealer = session.get(Dealer, dealer_id)
-            if dealer is None:
-                _fail(f"no dealer {dealer_id!r}")
-            assert dealer is not None
+            dealer = _dealer(session, dealer_id)
             rendered = _render(dealer, group, lang)
             message_id = new_message_id("test", None, dealer)
             raw = build_message(
