@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -266,3 +267,31 @@ def test_an_ingest_failure_is_recorded_and_retried(db_url: str, sink: SmtpSink) 
             assert session.scalar(select(LeadActivity.id)) is None
     finally:
         stack.close()
+
+
+def test_ops_retry_resends_a_failed_answer_once_the_cause_is_fixed(
+    clocked: tuple[Stack, FakeClock, SmtpSink],
+) -> None:
+    from click.testing import CliRunner
+
+    from lms.cli import main
+
+    stack, clock, sink = clocked
+    sink.start()
+    sink.handler.reply = "550 5.7.1 Relaying denied"
+    stack.send(enquiry())
+    answer = wait_outbound(stack, lambda r: r.state == "failed")
+    wait_until(lambda: [r.state for r in stack.outbound()] == ["failed"] * 3, what="all three failed")
+    cli = CliRunner(env={"LMS_DATABASE_URL": stack.settings.database_url})
+    status = json.loads(cli.invoke(main, ["ops", "status", "--json"]).output)
+    assert status["outbound"] == {"failed": 3} and status["failed"] == 3
+    assert cli.invoke(main, ["ops", "retry"]).exit_code != 0  # says what to retry
+    sink.handler.reply = None  # the relay configuration is fixed
+    result = cli.invoke(main, ["ops", "retry", "--outbound", str(answer.id)])
+    assert result.exit_code == 0 and "queued again: 0 inbound, 1 outbound" in result.output
+    clock.advance(timedelta(minutes=1))
+    stack.runtime.sweep_once(datetime.now(UTC) + timedelta(minutes=1))
+    wait_outbound(stack, lambda r: r.state == "sent")
+    assert len(sink.to("erika@example.org")) == 1
+    result = cli.invoke(main, ["ops", "retry", "--all-failed"])
+    assert "queued again: 0 inbound, 2 outbound" in result.output
