@@ -79,14 +79,20 @@ def main() -> None:
 # -- components ------------------------------------------------------------------------------
 @main.command()
 def run() -> None:
-    """Everything in one process: SMTP intake, IMAP pollers, workers, scheduler."""
-    run_components(settings(), smtp=True, worker=True, scheduler=True, imap=True)
+    """Everything in one process: SMTP intake, IMAP pollers, workers, scheduler, web API."""
+    run_components(settings(), smtp=True, worker=True, scheduler=True, imap=True, web=True)
 
 
 @main.command()
 def smtp() -> None:
     """The SMTP intake only."""
     run_components(settings(), smtp=True, worker=False, scheduler=False)
+
+
+@main.command()
+def web() -> None:
+    """The read-only JSON API only (LMS_WEB_LISTEN): /healthz, /api/leads, /api/ops/status."""
+    run_components(settings(), smtp=False, worker=False, scheduler=False, web=True)
 
 
 @main.command()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from intake.imap import ImapPoller, accounts_from, run_pollers
 from intake.smtp import IntakeHandler, make_smtp_controller
 from lms.config_checks import load_checked
+from lms.web import start_web
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
 from models.tables import Dealer
@@ -71,6 +72,7 @@ def run_components(
     worker: bool,
     scheduler: bool,
     imap: bool = False,
+    web: bool = False,
     wait: Callable[[], None] = wait_for_stop_signal,
 ) -> None:
     runtime = build_runtime(settings)
@@ -93,6 +95,16 @@ def run_components(
                 "scheduler started (sweeps every %.0fs, escalations when due)",
                 settings.sweep_interval_seconds,
             )
+        if web:
+            web_host, web_port = split_host_port(settings.web_listen)
+            server = start_web(runtime.db, web_host, web_port, runtime.clock)
+
+            def stop_web() -> None:
+                server.shutdown()
+                server.server_close()
+
+            stoppers.append(stop_web)
+            log.info("web API listening on %s:%d", web_host, web_port)
         if imap:
             enqueue_imap = worker or not settings.broker_url.startswith("memory")
             for poller in start_imap(runtime, settings, enqueue=enqueue_imap):

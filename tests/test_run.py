@@ -7,6 +7,7 @@ import mailbox
 import shutil
 import smtplib
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from tests.support.mails import DEMO_MAILBOX, enquiry
@@ -18,7 +19,10 @@ def test_lms_run_on_embedded_defaults_turns_a_mail_into_a_lead_and_an_outbox_fil
     # A fresh working directory, as on a fresh clone: var/ does not exist yet.
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     port = free_port()
-    env = lms_env(smtp_listen=f"127.0.0.1:{port}", sweep_interval_seconds="1")
+    web_port = free_port()
+    env = lms_env(
+        smtp_listen=f"127.0.0.1:{port}", web_listen=f"127.0.0.1:{web_port}", sweep_interval_seconds="1"
+    )
     assert lms("migrate", env=env, cwd=tmp_path).returncode == 0
     assert lms("config", "apply", "examples/lms.toml", env=env, cwd=tmp_path).returncode == 0
     daemon = LmsProcess("run", env=env, cwd=tmp_path, log=tmp_path / "run.log")
@@ -52,6 +56,8 @@ def test_lms_run_on_embedded_defaults_turns_a_mail_into_a_lead_and_an_outbox_fil
             lambda: outbox.exists() and len(mailbox.Maildir(str(outbox), create=False)) == 3,
             what="the autoresponse file in var/outbox",
         )
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/leads", timeout=10) as response:
+            assert json.loads(response.read())["total"] == 1  # the web API of the same process
         status = json.loads(lms("ops", "status", "--json", env=env, cwd=tmp_path).stdout)
         assert set(status) >= {"inbound", "outbound", "queues", "oldest_pending_seconds", "dead"}
         assert status["inbound"] == {"processed": 1} and status["outbound"] == {"sent": 3}
