@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import select, update
@@ -48,6 +49,17 @@ def settings() -> Settings:
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def local_time(value: str | None, zone: str) -> str:
+    """An ISO instant as the dealer's wall-clock time, for people ("2026-11-30 09:51")."""
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+def dealer_zones(session: Any) -> dict[str, str]:
+    return {d.id: d.timezone for d in session.scalars(select(Dealer))}
 
 
 def emit_json(data: Any) -> None:
@@ -328,6 +340,7 @@ def leads_list(as_json: bool, **filters: Any) -> None:
     db = open_db()
     with db.session() as session:
         data = list_leads(session, now=system_clock(), **filters)
+        zones = dealer_zones(session)
     db.dispose()
     if as_json:
         emit_json(data)
@@ -339,7 +352,9 @@ def leads_list(as_json: bool, **filters: Any) -> None:
         customer = lead["contact"]["name"] or lead["contact"]["email"] or "?"
         click.echo(
             f"{lead['id']:>6}  {customer[:28]:<28} {lead['type']:<11} {(lead['editor'] or '(pool)'):<10} "
-            f"{(lead['source'] or '-')[:12]:<12} {lead['last_activity_at'][:19]:<20} {lead['due_state']}"
+            f"{(lead['source'] or '-')[:12]:<12} "
+            f"{local_time(lead['last_activity_at'], zones.get(lead['dealer'], 'UTC')):<20} "
+            f"{lead['due_state']}"
         )
     click.echo(f"{data['total']} lead(s)")
 
@@ -356,6 +371,7 @@ def leads_show(lead_id: int, as_json: bool) -> None:
             fail(f"no lead {lead_id}")
         assert lead is not None
         data = lead_dict(session, lead, now=system_clock(), with_activities=True)
+        zone = dealer_zones(session).get(lead.dealer_id, "UTC")
     db.dispose()
     if as_json:
         emit_json(data)
@@ -365,10 +381,13 @@ def leads_show(lead_id: int, as_json: bool) -> None:
     click.echo(f"Customer: {contact['name'] or '-'} <{contact['email'] or '-'}> {contact['phone'] or ''}")
     click.echo(f"Editor:   {data['editor'] or '(pool)'}    Source: {data['source'] or '-'}")
     click.echo(f"Subject:  {data['subject'] or '-'}")
-    click.echo(f"Created:  {data['created_at']}    Due: {data['due_at'] or '-'} ({data['due_state']})")
+    click.echo(
+        f"Created:  {local_time(data['created_at'], zone)}    "
+        f"Due: {local_time(data['due_at'], zone)} ({data['due_state']})    Times: {zone}"
+    )
     click.echo("Timeline:")
     for activity in data["activities"]:
-        click.echo(f"  {activity['at'][:19]}  {activity['kind']:<20} {activity['text']}")
+        click.echo(f"  {local_time(activity['at'], zone)}  {activity['kind']:<20} {activity['text']}")
 
 
 @leads.command("assign")
