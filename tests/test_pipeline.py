@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -290,7 +290,7 @@ def test_ops_retry_resends_a_failed_answer_once_the_cause_is_fixed(
     result = cli.invoke(main, ["ops", "retry", "--outbound", str(answer.id)])
     assert result.exit_code == 0 and "queued again: 0 inbound, 1 outbound" in result.output
     clock.advance(timedelta(minutes=1))
-    stack.runtime.sweep_once(datetime.now(UTC) + timedelta(minutes=1))
+    stack.runtime.sweep_once()  # the workers' clock: the retried row is due, no live lease looks expired
     wait_outbound(stack, lambda r: r.state == "sent")
     assert len(sink.to("erika@example.org")) == 1
     result = cli.invoke(main, ["ops", "retry", "--all-failed"])
