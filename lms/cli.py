@@ -5,10 +5,9 @@ User mistakes end with one clear sentence on stderr and a non-zero exit, never a
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from intake.deliver import EX_TEMPFAIL, deliver
 from intake.importer import header_recipients, iter_messages
 from intake.store import UnknownRecipient, store_message
+from lms.common import emit_json, fail, open_db, settings
 from lms.config_checks import load_checked
 from lms.logs import setup_logging
 from lms.processes import run_components
@@ -28,11 +28,9 @@ from lms.unassigned import parse_report, unassigned
 from lms.views import lead_dict, list_leads, ops_status
 from models.business_calendar import BusinessCalendar
 from models.config_apply import apply_config
-from models.db import Database
 from models.dealer_config import ConfigError, redacted
 from models.escalation import parse_when
 from models.migrate import upgrade
-from models.settings import Settings
 from models.tables import Dealer, InboundMessage, Lead, Mailbox, OutboundMessage, User
 from workers.assign import reassign, redistribute
 from workers.broker import queue_depths
@@ -40,15 +38,6 @@ from workers.clock import system_clock
 from workers.escalations import change_due
 from workers.lead_actions import ActionError, acting_user, complete, note, reply
 from workers.runtime import build_runtime
-
-
-def settings() -> Settings:
-    return Settings()
-
-
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def local_time(value: str | None, zone: str) -> str:
@@ -60,15 +49,6 @@ def local_time(value: str | None, zone: str) -> str:
 
 def dealer_zones(session: Any) -> dict[str, str]:
     return {d.id: d.timezone for d in session.scalars(select(Dealer))}
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=None, default=str))
-
-
-def open_db() -> Database:
-    s = settings()
-    return Database(s.database_url, sqlite_busy_timeout_ms=s.sqlite_busy_timeout_ms)
 
 
 class LmsGroup(click.Group):
@@ -226,7 +206,7 @@ def deliver_cmd(recipient: str, sender: str) -> None:
     except Exception as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)
-    enqueue = None if s.broker_url.startswith("memory") else runtime.enqueue_ingest
+    enqueue, grace = runtime.intake_handoff(worker_here=False)
     try:
         code = deliver(
             runtime.db,
@@ -235,7 +215,7 @@ def deliver_cmd(recipient: str, sender: str) -> None:
             sender=sender,
             now=runtime.clock(),
             enqueue=enqueue,
-            grace=timedelta(seconds=s.sweep_grace_seconds if enqueue else 0),
+            grace=grace,
         )
     finally:
         runtime.close()
@@ -253,8 +233,7 @@ def ingest_cmd(paths: tuple[Path, ...], recipient: str | None) -> None:
     """Import .eml files, mbox files or Maildir folders."""
     s = settings()
     runtime = build_runtime(s)
-    enqueue = None if s.broker_url.startswith("memory") else runtime.enqueue_ingest
-    grace = timedelta(seconds=s.sweep_grace_seconds if enqueue else 0)
+    enqueue, grace = runtime.intake_handoff(worker_here=False)
     counts = {"stored": 0, "duplicate": 0, "refused": 0}
     try:
         with runtime.db.session() as session:
@@ -369,7 +348,6 @@ def leads_show(lead_id: int, as_json: bool) -> None:
         lead = session.get(Lead, lead_id)
         if lead is None:
             fail(f"no lead {lead_id}")
-        assert lead is not None
         data = lead_dict(session, lead, now=system_clock(), with_activities=True)
         zone = dealer_zones(session).get(lead.dealer_id, "UTC")
     db.dispose()
@@ -403,7 +381,6 @@ def leads_assign(lead_id: int, user: str, by: str, reason: str) -> None:
             lead = session.get(Lead, lead_id, with_for_update={"of": Lead})
             if lead is None:
                 fail(f"no lead {lead_id}")
-            assert lead is not None
             reassign(session, lead, user, by=by, reason=reason, now=system_clock())
     except LookupError as exc:
         fail(str(exc.args[0]))
@@ -504,7 +481,6 @@ def leads_redistribute(from_user: str, dealer: str | None) -> None:
             row = session.get(Dealer, dealers[0])
             if row is None:
                 fail(f"no dealer {dealers[0]!r}")
-            assert row is not None
             moved = redistribute(session, row, from_user, now=system_clock())
     except LookupError as exc:
         fail(str(exc.args[0]))

@@ -45,19 +45,19 @@ def apply_config_at_start(runtime: Runtime, settings: Settings) -> None:
     log.info("configuration %s applied (dealers: %s)", path, ", ".join(applied) or "none")
 
 
-def start_imap(runtime: Runtime, settings: Settings, *, enqueue: bool) -> list[ImapPoller]:
+def start_imap(runtime: Runtime, *, worker_here: bool) -> list[ImapPoller]:
     with runtime.db.session() as session:
         dealers = list(session.scalars(select(Dealer)))
     accounts = accounts_from(dealers)
-    grace = settings.sweep_grace_seconds if enqueue else 0
+    enqueue, grace = runtime.intake_handoff(worker_here=worker_here)
     pollers = run_pollers(
         accounts,
         lambda account: ImapPoller(
             account,
             runtime.db,
-            enqueue=runtime.enqueue_ingest if enqueue else None,
+            enqueue=enqueue,
             clock=runtime.clock,
-            grace_seconds=grace,
+            grace_seconds=grace.total_seconds(),
         ),
     )
     for account in accounts:
@@ -106,21 +106,13 @@ def run_components(
             stoppers.append(stop_web)
             log.info("web API listening on %s:%d", web_host, web_port)
         if imap:
-            enqueue_imap = worker or not settings.broker_url.startswith("memory")
-            for poller in start_imap(runtime, settings, enqueue=enqueue_imap):
+            for poller in start_imap(runtime, worker_here=worker):
                 stoppers.append(poller.stop)
         if smtp:
             host, port = split_host_port(settings.smtp_listen)
-            # With the in-process broker and no worker here, enqueueing would go nowhere:
-            # leave the rows to the sweeper of the process that has the workers.
-            enqueue = (
-                runtime.enqueue_ingest if (worker or not settings.broker_url.startswith("memory")) else None
-            )
+            enqueue, grace = runtime.intake_handoff(worker_here=worker)
             handler = IntakeHandler(
-                runtime.db,
-                enqueue=enqueue,
-                clock=runtime.clock,
-                grace_seconds=settings.sweep_grace_seconds if enqueue else 0,
+                runtime.db, enqueue=enqueue, clock=runtime.clock, grace_seconds=grace.total_seconds()
             )
             controller = make_smtp_controller(
                 handler, host=host, port=port, max_bytes=settings.smtp_max_bytes

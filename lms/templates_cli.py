@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from lms.common import fail
 from models.settings import Settings
 from models.tables import Dealer
 from workers.clock import system_clock
@@ -18,16 +18,10 @@ from workers.mail_context import sample_context
 from workers.runtime import build_runtime
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
 def _dealer(session: Any, dealer_id: str) -> Dealer:
     dealer = session.get(Dealer, dealer_id)
     if dealer is None:
-        _fail(f"no dealer {dealer_id!r}")
-    assert dealer is not None
+        fail(f"no dealer {dealer_id!r}")
     return dealer
 
 
@@ -42,7 +36,7 @@ def _render(dealer: Dealer, group: str, lang: str | None) -> RenderedMail:
             context=sample_context(dealer.config, lang, placeholders=True),
         )
     except TemplateRenderError as exc:
-        _fail(f"the template does not render: {exc}")
+        fail(f"the template does not render: {exc}")
         raise
 
 
@@ -129,5 +123,5 @@ def test_mail(dealer_id: str, to: str, group: str, lang: str | None) -> None:
     finally:
         runtime.close()
     if state != "sent":
-        _fail(f"test mail {outbound_id} is {state}: {error or 'see lms ops status'}")
+        fail(f"test mail {outbound_id} is {state}: {error or 'see lms ops status'}")
     click.echo(f"test mail {outbound_id} sent to {to}")

@@ -4,7 +4,6 @@ and the parse report shared with ``lms parse``."""
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +13,7 @@ from sqlalchemy import select
 from intake.parsing.enquiry import Enquiry
 from intake.parsing.extract import extract, sender_as_customer
 from intake.parsing.mime import parse_mail
-from models.db import Database
-from models.settings import Settings
+from lms.common import fail, open_db
 from models.tables import Dealer, InboundMessage
 from workers.ingest import Timing, _finish, apply_enquiry, process_inbound
 
@@ -41,16 +39,6 @@ def parse_report(path: str, raw: bytes, rules: list[dict[str, Any]]) -> dict[str
     }
 
 
-def _db() -> Database:
-    s = Settings()
-    return Database(s.database_url, sqlite_busy_timeout_ms=s.sqlite_busy_timeout_ms)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -58,7 +46,7 @@ def _now() -> datetime:
 def _row(session: Any, message_id: int) -> InboundMessage:
     row = session.get(InboundMessage, message_id, with_for_update=True)
     if row is None or row.state != "unrecognised":
-        _fail(f"no unassigned mail {message_id}")
+        fail(f"no unassigned mail {message_id}")
     assert row is not None
     return row
 
@@ -73,7 +61,7 @@ def unassigned() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(dealer: str | None, as_json: bool) -> None:
     """The queue, oldest first."""
-    db = _db()
+    db = open_db()
     with db.session() as session:
         query = select(InboundMessage).where(InboundMessage.state == "unrecognised")
         if dealer:
@@ -106,7 +94,7 @@ def list_cmd(dealer: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_cmd(message_id: int, as_json: bool) -> None:
     """What the mail says and why it was not recognised."""
-    db = _db()
+    db = open_db()
     with db.session() as session:
         row = _row(session, message_id)
         report = parse_report(f"inbound:{row.id}", row.raw, [])
@@ -127,7 +115,7 @@ def show_cmd(message_id: int, as_json: bool) -> None:
 @click.option("--source", default=None, help="Treat the mail(s) as coming from this source.")
 def reparse_cmd(message_id: int | None, source: str | None) -> None:
     """Run recognition again (all waiting mails without ID), e.g. after adding a source rule."""
-    db = _db()
+    db = open_db()
     with db.session() as session:
         query = select(InboundMessage.id).where(InboundMessage.state == "unrecognised")
         ids = [message_id] if message_id else list(session.scalars(query))
@@ -152,7 +140,7 @@ def reparse_cmd(message_id: int | None, source: str | None) -> None:
 @click.option("--source", default="E-Mail", show_default=True)
 def create_lead_cmd(message_id: int, email: str, phone: str, name: str, type_: str, source: str) -> None:
     """Make a lead of the mail by hand."""
-    db = _db()
+    db = open_db()
     now = _now()
     with db.session() as session:
         row = _row(session, message_id)
@@ -166,7 +154,7 @@ def create_lead_cmd(message_id: int, email: str, phone: str, name: str, type_: s
         if phone:
             customer.phones.append(phone)
         if not (customer.email or customer.phones):
-            _fail("the mail shows no customer address: pass --email or --phone")
+            fail("the mail shows no customer address: pass --email or --phone")
         enquiry = Enquiry(
             type=type_, source=source, customer=customer, message=parsed.body_text, format="manual"
         )
@@ -181,7 +169,7 @@ def create_lead_cmd(message_id: int, email: str, phone: str, name: str, type_: s
 @click.argument("message_id", type=int)
 def delete_cmd(message_id: int) -> None:
     """Take the mail out of the queue (the raw message stays stored)."""
-    db = _db()
+    db = open_db()
     with db.session() as session:
         row = _row(session, message_id)
         _finish(row, "deleted", f"deleted from the unassigned queue at {_now().isoformat()}", _now())

@@ -122,24 +122,30 @@ def list_leads(
                 func.lower(Lead.message).like(pattern),
             )
         )
-    if due == "overdue":  # narrowed in SQL; the state function decides
-        query = query.where(Lead.status == "open", Lead.due_at <= now)
-    elif due == "soon":
-        query = query.where(Lead.status == "open", Lead.due_at > now)
-    leads = list(session.scalars(query.order_by(Lead.last_activity_at.desc(), Lead.id.desc())).unique())
     reminders: dict[str, timedelta] = {}
-    if due:
-        leads = [
+    ordered = query.order_by(Lead.last_activity_at.desc(), Lead.id.desc())
+    if due in (None, "overdue"):
+        # Exact in SQL ("overdue" is open and past the due date whatever the dealer): count and
+        # page in the database, so a long list costs one page, not every lead.
+        if due == "overdue":
+            ordered = ordered.where(Lead.status == "open", Lead.due_at <= now)
+        total = session.scalar(select(func.count()).select_from(ordered.order_by(None).subquery())) or 0
+        page = list(session.scalars(ordered.limit(limit).offset(offset)).unique())
+    else:
+        # "soon" and "none" depend on each dealer's reminder: narrowed in SQL, decided here.
+        if due == "soon":
+            ordered = ordered.where(Lead.status == "open", Lead.due_at > now)
+        matching = [
             lead
-            for lead in leads
+            for lead in session.scalars(ordered).unique()
             if lead_due_state(lead, now, reminder_of(session, lead.dealer_id, reminders)) == due
         ]
-    page = leads[offset : offset + limit]
+        total, page = len(matching), matching[offset : offset + limit]
     return {
         "leads": [
             lead_dict(session, lead, now=now, with_activities=False, reminders=reminders) for lead in page
         ],
-        "total": len(leads),
+        "total": total,
     }
 
 

@@ -7,18 +7,13 @@ the facts; this module decides and says why.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from intake.parsing.classify import Classification
+from intake.parsing.classify import Classification, is_no_reply
 from intake.parsing.mime import ParsedMail
 
 OUR_HEADER = "X-LMS-Origin"
-NO_REPLY_LOCALPART = re.compile(
-    r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|mailer-daemon|postmaster|bounces?)(\+.*)?$",
-    re.I,
-)
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ def autoresponse_gate(
         return Gate(False, "our own mail came back")
     if not recipient or "@" not in recipient:
         return Gate(False, "no customer address to answer")
-    if NO_REPLY_LOCALPART.match(recipient.partition("@")[0]):
+    if is_no_reply(recipient):
         return Gate(False, f"{recipient} does not take replies")
     if envelope_from in ("", "<>") and parsed.return_path == "":
         return Gate(False, "null envelope sender (automatic mail)")

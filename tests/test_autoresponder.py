@@ -401,7 +401,7 @@ def test_a_seller_reply_is_framed_threaded_recorded_and_stops_the_clock(
     assert "Samstag um 10 Uhr passt. &lt;b&gt;Bis dann&lt;/b&gt;!" in html  # the seller's text, escaped
     assert "cid:" in html and "Musterstraße 1" in html  # framed by header image and legal footer
     assert list(message.iter_attachments()) == []  # the exposé belongs to the first answer only
-    shown = json.loads(cli.invoke(main, ["leads", "show", str(lead.id), "--json"]).output)
+    shown = json.loads(cli.invoke(main, ["leads", "show", str(lead.id), "--json"]).stdout)
     assert (
         shown["activities"][-1]["kind"] == "reply" and "Samstag um 10 Uhr" in shown["activities"][-1]["text"]
     )
@@ -421,7 +421,7 @@ def test_notes_and_completion(live: Stack, sink: SmtpSink) -> None:
     wrong = cli.invoke(main, ["leads", "complete", lead_id, "--reason", "bought"])
     assert wrong.exit_code != 0 and "sold" in wrong.output  # the valid codes are named
     assert cli.invoke(main, ["leads", "complete", lead_id, "--reason", "sold"]).exit_code == 0
-    shown = json.loads(cli.invoke(main, ["leads", "show", lead_id, "--json"]).output)
+    shown = json.loads(cli.invoke(main, ["leads", "show", lead_id, "--json"]).stdout)
     assert shown["status"] == "completed" and shown["completion_reason"] == "sold"
     kinds = [(a["kind"], a["text"]) for a in shown["activities"]][-2:]
     assert kinds == [

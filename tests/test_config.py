@@ -34,7 +34,7 @@ def write(tmp_path: Path, text: str, name: str = "dealer.toml") -> str:
 def test_the_demo_configuration_applies_and_shows(cli: CliRunner) -> None:
     result = cli.invoke(main, ["config", "apply", str(DEMO_CONFIG)])
     assert result.exit_code == 0, result.output
-    shown = json.loads(cli.invoke(main, ["config", "show", "--json"]).output)
+    shown = json.loads(cli.invoke(main, ["config", "show", "--json"]).stdout)
     [dealer] = shown["dealers"]
     assert dealer["id"] == "muster"
     assert dealer["mailboxes"] == ["muster@leads.example.com"]
@@ -67,7 +67,7 @@ def test_a_bad_file_is_refused_with_key_and_reason_and_nothing_changes(
     cli: CliRunner, tmp_path: Path, change: tuple[str, str], key: str, reason: str
 ) -> None:
     assert cli.invoke(main, ["config", "apply", str(DEMO_CONFIG)]).exit_code == 0
-    before = cli.invoke(main, ["config", "show", "--json"]).output
+    before = cli.invoke(main, ["config", "show", "--json"]).stdout
     bad = write(
         tmp_path, GOOD.replace(*change, 1).replace('name = "Autohaus Muster GmbH"', 'name = "Changed"')
     )
@@ -79,7 +79,7 @@ def test_a_bad_file_is_refused_with_key_and_reason_and_nothing_changes(
         assert key in result.output and reason in result.output
         assert "Traceback" not in result.output
     assert "unchanged" in applied.output
-    assert cli.invoke(main, ["config", "show", "--json"]).output == before
+    assert cli.invoke(main, ["config", "show", "--json"]).stdout == before
 
 
 def test_a_file_that_is_no_toml_is_refused(cli: CliRunner, tmp_path: Path) -> None:
@@ -104,5 +104,5 @@ def test_imap_passwords_are_never_shown(cli: CliRunner, tmp_path: Path) -> None:
     assert cli.invoke(main, ["config", "apply", write(tmp_path, text)]).exit_code == 0
     for args in (["config", "show", "--json"], ["config", "show"]):
         assert "s3cret-Pa55" not in cli.invoke(main, args).output
-    shown = json.loads(cli.invoke(main, ["config", "show", "--json"]).output)
+    shown = json.loads(cli.invoke(main, ["config", "show", "--json"]).stdout)
     assert shown["dealers"][0]["imap"][0]["password"] == "********"

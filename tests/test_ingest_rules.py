@@ -191,7 +191,7 @@ def test_the_unassigned_queue(stack: Stack) -> None:
     other = ingest(stack, enquiry(sender="System <no-reply@system.example>", subject="Info", body="Text"))
     assert nobody.state == other.state == "unrecognised"
 
-    listed = json.loads(cli.invoke(main, ["unassigned", "list", "--json"]).output)
+    listed = json.loads(cli.invoke(main, ["unassigned", "list", "--json"]).stdout)
     assert [m["id"] for m in listed["mails"]] == [nobody.id, other.id]
     assert "no customer contact" in listed["mails"][0]["reason"]
     shown = cli.invoke(main, ["unassigned", "show", str(nobody.id)])
@@ -211,7 +211,7 @@ def test_the_unassigned_queue(stack: Stack) -> None:
     with stack.db.session() as session:
         row = session.get(InboundMessage, other.id)
         assert row is not None and row.state == "deleted" and b"Text" in row.raw  # marked, never erased
-    assert json.loads(cli.invoke(main, ["unassigned", "list", "--json"]).output)["total"] == 0
+    assert json.loads(cli.invoke(main, ["unassigned", "list", "--json"]).stdout)["total"] == 0
     assert cli.invoke(main, ["unassigned", "show", str(other.id)]).exit_code != 0
 
 
@@ -247,7 +247,7 @@ def test_lms_parse_prints_what_the_parser_sees(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(main, ["parse", str(path), str(FIXTURES / "ooo_en.eml"), "--json"])
     assert result.exit_code == 0, result.output
-    lead, ooo = (json.loads(line) for line in result.output.splitlines())
+    lead, ooo = (json.loads(line) for line in result.stdout.splitlines())
     assert set(lead) >= {
         "path",
         "kind",

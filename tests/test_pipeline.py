@@ -283,7 +283,7 @@ def test_ops_retry_resends_a_failed_answer_once_the_cause_is_fixed(
     answer = wait_outbound(stack, lambda r: r.state == "failed")
     wait_until(lambda: [r.state for r in stack.outbound()] == ["failed"] * 3, what="all three failed")
     cli = CliRunner(env={"LMS_DATABASE_URL": stack.settings.database_url})
-    status = json.loads(cli.invoke(main, ["ops", "status", "--json"]).output)
+    status = json.loads(cli.invoke(main, ["ops", "status", "--json"]).stdout)
     assert status["outbound"] == {"failed": 3} and status["failed"] == 3
     assert cli.invoke(main, ["ops", "retry"]).exit_code != 0  # says what to retry
     sink.handler.reply = None  # the relay configuration is fixed

@@ -221,3 +221,30 @@ def test_html_only_mail_becomes_readable_text_and_attachments_keep_decoded_names
     parsed = parse_mail(message.as_bytes())
     assert parsed.body_text == "Guten Tag,\n\nanbei der Fahrzeugschein.\n\n- VW Golf\n- EZ 2019"
     assert [a.filename for a in parsed.attachments] == ["Fahrzeugschein Müller.pdf"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("18.900 €", 18900.0),  # German thousands
+        ("18.900,00", 18900.0),
+        ("18.900,-", 18900.0),
+        ("18,900.50", 18900.5),  # English
+        ("12345.67", 12345.67),
+        ("1.234.567", 1234567.0),
+        ("VB", None),
+    ],
+)
+def test_prices_in_german_and_english_notation(text: str, value: float | None) -> None:
+    from intake.parsing.numbers import parse_price
+
+    assert parse_price(text) == value
+
+
+def test_an_adf_price_with_german_thousands_is_not_read_as_a_decimal() -> None:
+    document = (
+        "<adf><prospect><vehicle><make>VW</make><price currency='EUR'>18.900</price></vehicle>"
+        "<customer><contact><email>a@example.org</email></contact></customer></prospect></adf>"
+    )
+    [lead] = extract(parse_mail(enquiry(body=document))).enquiries
+    assert lead.vehicle.price == 18900.0

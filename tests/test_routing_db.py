@@ -169,7 +169,7 @@ def test_assign_and_redistribute(live: Stack, sink: SmtpSink) -> None:
         main, ["leads", "assign", str(first.id), "carla", "--by", "max", "--reason", "knows him"]
     )
     assert result.exit_code == 0, result.output
-    shown = json.loads(cli.invoke(main, ["leads", "show", str(first.id), "--json"]).output)
+    shown = json.loads(cli.invoke(main, ["leads", "show", str(first.id), "--json"]).stdout)
     assert shown["editor"] == "carla"
     assert shown["activities"][-1]["text"] == "Reassigned from anna to carla by max: knows him"
     assert cli.invoke(main, ["leads", "assign", str(first.id), "nobody"]).exit_code != 0

@@ -92,3 +92,27 @@ def test_a_database_outage_is_a_503_not_a_traceback(pg_url: str, tmp_path: Path)
         server.server_close()
         stack.close()
         proxy.close()
+
+
+def test_paging_counts_everything_and_returns_one_page_most_recent_first(served: tuple[Stack, int]) -> None:
+    stack, port = served
+    for n in range(3):
+        [stored] = store_message(
+            stack.db,
+            enquiry(sender=f"kunde{n}@example.org"),
+            envelope_from="",
+            recipients=[DEMO_MAILBOX],
+            via="smtp",
+            now=stack.runtime.clock(),
+        )
+        stack.runtime.ingest(stored.id)
+    first = get(port, "/api/leads?limit=2")[1]
+    rest = get(port, "/api/leads?limit=2&offset=2")[1]
+    assert first["total"] == rest["total"] == 3
+    assert [lead["contact"]["email"] for lead in first["leads"] + rest["leads"]] == [
+        "kunde2@example.org",
+        "kunde1@example.org",
+        "kunde0@example.org",
+    ]
+    overdue = get(port, "/api/leads?due=overdue&limit=1")[1]  # nothing is due yet: the demo gives 2 h
+    assert overdue == {"leads": [], "total": 0}

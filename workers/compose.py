@@ -228,14 +228,6 @@ def render_mail(
     )
 
 
-def render_autoresponse(
-    *, templates: dict[str, Any], group: str, lang: str, default_lang: str, context: dict[str, Any]
-) -> RenderedMail:
-    return render_mail(
-        templates=templates, group=group, lang=lang, default_lang=default_lang, context=context
-    )
-
-
 def salutation(name: str | None, lang: str) -> str:
     greeting = "Guten Tag" if lang == "de" else "Hello"
     name = header_safe(name or "")

@@ -19,6 +19,13 @@ from workers.relay import PermanentDeliveryError, Relay
 log = logging.getLogger(__name__)
 
 
+def backoff(
+    attempts: int, *, first: timedelta = timedelta(seconds=30), cap: timedelta = timedelta(hours=1)
+) -> timedelta:
+    """How long to wait after the ``attempts``-th failure: doubling from ``first``, at most ``cap``."""
+    return min(first * (2 ** max(attempts - 1, 0)), cap)
+
+
 @dataclass(frozen=True)
 class SendPolicy:
     max_attempts: int = 8
@@ -27,7 +34,7 @@ class SendPolicy:
     max_backoff: timedelta = timedelta(hours=1)
 
     def backoff(self, attempts: int) -> timedelta:
-        return min(self.first_backoff * (2 ** max(attempts - 1, 0)), self.max_backoff)
+        return backoff(attempts, first=self.first_backoff, cap=self.max_backoff)
 
 
 def send_outbound(db: Database, outbound_id: int, relay: Relay, *, now: datetime, policy: SendPolicy) -> str:

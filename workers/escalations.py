@@ -45,17 +45,28 @@ def _done(session: Session, lead: Lead) -> set[str]:
     )
 
 
+Policy = tuple[BusinessCalendar, EscalationRules]
+
+
+def policy_of(dealer: Dealer, cache: dict[str, Policy] | None = None) -> Policy:
+    """The dealer's calendar and escalation rules, parsed from its configuration once per pass."""
+    if cache is not None and dealer.id in cache:
+        return cache[dealer.id]
+    policy = (BusinessCalendar.from_config(dealer.config), EscalationRules.from_config(dealer.config))
+    if cache is not None:
+        cache[dealer.id] = policy
+    return policy
+
+
 def reschedule(session: Session, dealer: Dealer, lead: Lead, *, now: datetime) -> None:
     """Recompute when the scheduler must look at the lead next."""
-    calendar = BusinessCalendar.from_config(dealer.config)
-    rules = EscalationRules.from_config(dealer.config)
+    calendar, rules = policy_of(dealer)
     steps, next_at = plan(clock_of(lead), rules, calendar, done=_done(session, lead), now=now)
     lead.next_event_at = steps[0].fire_at if steps else next_at
 
 
 def set_first_due(session: Session, dealer: Dealer, lead: Lead, *, received_at: datetime) -> None:
-    calendar = BusinessCalendar.from_config(dealer.config)
-    rules = EscalationRules.from_config(dealer.config)
+    calendar, rules = policy_of(dealer)
     lead.due_at = first_due(received_at, calendar, rules)
     lead.due_kind, lead.due_version, lead.due_set_at = "stage1", 1, received_at
     reschedule(session, dealer, lead, now=received_at)
@@ -65,7 +76,7 @@ def change_due(session: Session, lead: Lead, when: datetime, *, by: str, now: da
     """A resubmission date set by the seller replaces the due date; the clock starts again."""
     dealer = session.get(Dealer, lead.dealer_id)
     assert dealer is not None
-    zone = BusinessCalendar.from_config(dealer.config).zone  # people read the dealer's local time
+    zone = policy_of(dealer)[0].zone  # people read the dealer's local time
     before = lead.due_at.astimezone(zone).isoformat() if lead.due_at else "none"
     lead.due_at, lead.due_kind, lead.due_set_at = when, "resubmission", now
     lead.due_version += 1
@@ -127,16 +138,16 @@ def _fire(
     dealer: Dealer,
     lead: Lead,
     step: Step,
-    rules: EscalationRules,
+    policy: Policy,
     now: datetime,
     grace: timedelta,
 ) -> list[int]:
+    calendar, rules = policy
     lang = dealer.language if dealer.language in SUBJECTS else "en"
     editor = session.get(User, lead.editor_id) if lead.editor_id else None
     contact = session.get(Contact, lead.contact_id)
     assert contact is not None
-    zone = BusinessCalendar.from_config(dealer.config).zone
-    due_local = lead.due_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if lead.due_at else "-"
+    due_local = lead.due_at.astimezone(calendar.zone).strftime("%d.%m.%Y %H:%M") if lead.due_at else "-"
     subject = SUBJECTS[lang][step.stage].format(
         id=lead.id, due=due_local, editor=editor.name if editor else "Pool", since=due_local
     )
@@ -200,12 +211,18 @@ def _fire(
 
 
 def process_lead(
-    session: Session, lead: Lead, *, now: datetime, grace: timedelta, result: PassResult
+    session: Session,
+    lead: Lead,
+    *,
+    now: datetime,
+    grace: timedelta,
+    result: PassResult,
+    policies: dict[str, Policy] | None = None,
 ) -> None:
     dealer = session.get(Dealer, lead.dealer_id)
     assert dealer is not None
-    calendar = BusinessCalendar.from_config(dealer.config)
-    rules = EscalationRules.from_config(dealer.config)
+    policy = policy_of(dealer, policies)
+    calendar, rules = policy
     steps, next_at = plan(clock_of(lead), rules, calendar, done=_done(session, lead), now=now)
     for step in steps:
         inserted = session.scalar(
@@ -224,7 +241,7 @@ def process_lead(
         if inserted is None:
             continue  # another scheduler fired it
         if step.fire:
-            result.outbound_ids += _fire(session, dealer, lead, step, rules, now, grace)
+            result.outbound_ids += _fire(session, dealer, lead, step, policy, now, grace)
             result.fired[step.stage] = result.fired.get(step.stage, 0) + 1
         else:
             result.skipped += 1
@@ -243,6 +260,7 @@ def process_lead(
 def run_pass(db: Database, *, now: datetime, grace: timedelta, batch: int = 500) -> PassResult:
     """One scheduler pass over what is due; repeat while a batch comes back full."""
     result = PassResult()
+    policies: dict[str, Policy] = {}
     while True:
         with db.session() as session:
             leads = list(
@@ -255,7 +273,7 @@ def run_pass(db: Database, *, now: datetime, grace: timedelta, batch: int = 500)
                 ).unique()
             )
             for lead in leads:
-                process_lead(session, lead, now=now, grace=grace, result=result)
+                process_lead(session, lead, now=now, grace=grace, result=result, policies=policies)
         result.leads += len(leads)
         if len(leads) < batch:
             return result

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from intake.parsing.classify import Classification
 from intake.parsing.enquiry import Enquiry
 from intake.parsing.extract import Extraction, extract
 from intake.parsing.mime import ParsedMail, parse_mail
@@ -40,7 +41,7 @@ from models.tables import (
     User,
 )
 from workers.assign import route_lead
-from workers.compose import build_message, render_autoresponse
+from workers.compose import build_message, render_mail
 from workers.escalations import set_first_due
 from workers.lead_mail import new_message_id, queue_lead_mails, queue_outbound
 from workers.mail_context import context_for
@@ -351,8 +352,6 @@ def _autoresponse(
     now: datetime,
     timing: Timing,
 ) -> int | None:
-    from intake.parsing.classify import Classification
-
     recipient = contact.email or ""
     last = session.scalar(
         select(func.max(OutboundMessage.created_at)).where(
@@ -375,7 +374,7 @@ def _autoresponse(
         return None
     lang = lead.language or dealer.language
     context = context_for(dealer, lead, contact, editor, lang)
-    rendered = render_autoresponse(
+    rendered = render_mail(
         templates=dealer.config.get("templates") or {},
         group=lead.group,
         lang=lang,

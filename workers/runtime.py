@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,17 +24,13 @@ from models.settings import Settings
 from models.tables import InboundMessage
 from workers.broker import make_broker
 from workers.clock import Clock, system_clock
-from workers.delivery import SendPolicy, send_outbound
+from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
 from workers.ingest import Timing, ingest_message
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
 
 log = logging.getLogger(__name__)
-
-
-def ingest_backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=30) * (2 ** max(attempts - 1, 0)), timedelta(hours=1))
 
 
 @dataclass
@@ -85,6 +82,16 @@ class Runtime:
         )
 
     # -- enqueueing -------------------------------------------------------------------------
+    def intake_handoff(self, *, worker_here: bool) -> tuple[Callable[[int], None] | None, timedelta]:
+        """How an intake in this process hands a stored message on: (enqueue, grace).
+
+        With the in-process broker and no worker in this process an enqueued message would go
+        nowhere: store it due at once instead, for the sweeper of the process with the workers.
+        """
+        if worker_here or not self.settings.broker_url.startswith("memory"):
+            return self.enqueue_ingest, self.grace
+        return None, timedelta(0)
+
     def enqueue_ingest(self, inbound_id: int) -> None:
         self.ingest_actor.send(inbound_id)
 
@@ -115,7 +122,7 @@ class Runtime:
             if row.attempts >= self.settings.ingest_max_attempts:
                 row.state, row.next_attempt_at = "dead", None
             else:
-                row.state, row.next_attempt_at = "failed", now + ingest_backoff(row.attempts)
+                row.state, row.next_attempt_at = "failed", now + backoff(row.attempts)
 
     def send(self, outbound_id: int) -> None:
         send_outbound(self.db, outbound_id, self.relay, now=self.clock(), policy=self.send_policy)

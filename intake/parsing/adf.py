@@ -19,6 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from intake.parsing.enquiry import CustomerInfo, Enquiry, VehicleInfo
+from intake.parsing.numbers import parse_count, parse_price
 
 _DOCUMENT = re.compile(r"<adf\b[^>]*>.*?</adf\s*>", re.I | re.S)
 _DOCTYPE = re.compile(r"<!DOCTYPE\b(?:[^\[>]|\[.*?\])*>", re.I | re.S)
@@ -98,25 +99,6 @@ def _email(value: str) -> str:
     return value.lower() if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value) else ""
 
 
-def _int(value: str) -> int | None:
-    digits = re.sub(r"[^\d]", "", value or "")
-    return int(digits) if digits and len(digits) < 12 else None
-
-
-def _price(value: str) -> float | None:
-    cleaned = re.sub(r"[^\d.,]", "", value or "")
-    if not cleaned:
-        return None
-    if re.search(r",\d{1,2}$", cleaned):  # 18.900,00 (German)
-        cleaned = cleaned.replace(".", "").replace(",", ".")
-    else:
-        cleaned = cleaned.replace(",", "")
-    try:
-        return float(cleaned)
-    except ValueError:
-        return None
-
-
 def _customer(contact: Element | None) -> CustomerInfo:
     info = CustomerInfo()
     if contact is None:
@@ -152,15 +134,15 @@ def _vehicle(element: Element) -> VehicleInfo:
         status=status
         if status in ("new", "used")
         else ("used" if status == "cpo" else ("other" if status else "")),
-        year=_int(_text(element.find("year"))),
+        year=parse_count(_text(element.find("year"))),
         make=_text(element.find("make")),
         model=_text(element.find("model")),
         trim=_text(element.find("trim")),
         vin=_text(element.find("vin")).upper(),
         stock=_text(element.find("stock")),
-        price=_price(_text(price)),
+        price=parse_price(_text(price)),
         currency=(price.get("currency") or "") if price is not None else "",
-        odometer=_int(_text(element.find("odometer"))),
+        odometer=parse_count(_text(element.find("odometer"))),
     )
     if vehicle.year is not None and not 1900 < vehicle.year < 2100:
         vehicle.year = None

@@ -15,6 +15,18 @@ from intake.parsing.mime import ParsedMail
 
 Kind = Literal["lead", "bounce", "auto_reply", "bulk"]
 
+# Addresses that take no replies: robots, daemons, bounce handlers ("noreply-alerts@" too).
+NO_REPLY = re.compile(
+    r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|noreply[-_.\w]*|mailer-daemon|postmaster|bounces?)"
+    r"(\+.*)?$",
+    re.I,
+)
+
+
+def is_no_reply(address: str) -> bool:
+    return bool(NO_REPLY.match(address.partition("@")[0]))
+
+
 _DAEMON_LOCALPARTS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)$", re.I)
 _BOUNCE_SUBJECT = re.compile(
     r"(undeliver|delivery status notification|returned mail|delivery (has )?failed|"

@@ -10,25 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from typing import Any, Literal
 
 from intake.parsing.adf import parse_adf
 from intake.parsing.charsets import decode_bytes
-from intake.parsing.classify import classify
+from intake.parsing.classify import classify, is_no_reply
 from intake.parsing.enquiry import CustomerInfo, Enquiry, VehicleInfo
 from intake.parsing.forms import fields_from_html, fields_from_text
 from intake.parsing.language import detect_language
 from intake.parsing.lead_type import type_from_text
 from intake.parsing.mime import ParsedMail
+from intake.parsing.numbers import parse_count, parse_price
 from intake.parsing.sources import dealer_source, is_saved_search_alert, portal_of
 
 Kind = Literal["lead", "reply", "auto_reply", "bounce", "bulk", "unrecognised"]
 
-NO_REPLY = re.compile(
-    r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|noreply[-_.\w]*|mailer-daemon|postmaster|bounces?)"
-    r"(\+.*)?$",
-    re.I,
-)
 # Our Reply-To carries a token: "<mailbox local part>+r-<token>@<domain>".
 REPLY_TOKEN = re.compile(r"\+r-([a-z0-9]{8,32})@", re.I)
 # Our Message-IDs: "<lms.<kind>.<lead id>.<random>@<domain>>".
@@ -58,13 +55,7 @@ class Extraction:
     problems: list[str] = field(default_factory=list)
 
 
-def is_no_reply(address: str) -> bool:
-    return bool(NO_REPLY.match(address.partition("@")[0]))
-
-
 def _recipient_addresses(parsed: ParsedMail) -> list[str]:
-    from email.utils import getaddresses
-
     values = [
         v for name in ("to", "cc", "delivered-to", "x-original-to") for v in parsed.headers.get(name, [])
     ]
@@ -89,25 +80,6 @@ def _links(text: str) -> list[str]:
         if _VEHICLE_URL.search(url) and url not in found:
             found.append(url)
     return found[:10]
-
-
-def _price(value: str) -> float | None:
-    cleaned = re.sub(r"[^\d.,]", "", value)
-    if not cleaned:
-        return None
-    if re.search(r",\d{1,2}$", cleaned):
-        cleaned = cleaned.replace(".", "").replace(",", ".")
-    else:
-        cleaned = cleaned.replace(".", "").replace(",", "")
-    try:
-        return float(cleaned)
-    except ValueError:
-        return None
-
-
-def _int(value: str) -> int | None:
-    digits = re.sub(r"\D", "", value)
-    return int(digits) if digits and len(digits) < 10 else None
 
 
 def _split_vehicle(label: str) -> tuple[str, str]:
@@ -138,10 +110,10 @@ def _from_fields(fields: dict[str, str]) -> Enquiry:
         model=fields.get("model", ""),
         vin=fields.get("vin", "").upper(),
         stock=fields.get("stock", ""),
-        price=_price(fields.get("price", "")),
-        odometer=_int(fields.get("mileage", "")),
+        price=parse_price(fields.get("price", "")),
+        odometer=parse_count(fields.get("mileage", ""), max_digits=9),
         first_registration=fields.get("first_registration", ""),
-        year=_int(fields.get("year", "")),
+        year=parse_count(fields.get("year", ""), max_digits=9),
         url=fields.get("link", ""),
     )
     label = fields.get("vehicle", "")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 
 import mailparser
 
@@ -237,7 +237,3 @@ def _parse_into(parsed: ParsedMail, raw: bytes) -> None:
         parsed.defects += std_defects
     parsed.text = _normalise_newlines(parsed.text)
     parsed.html = _normalise_newlines(parsed.html)
-
-
-def all_addresses(parsed: ParsedMail, header: str) -> list[str]:
-    return [addr.lower() for _, addr in getaddresses(parsed.headers.get(header, [])) if addr]
