@@ -4,7 +4,7 @@ same run.
 
     .venv/bin/python bench/parse_throughput.py [--rounds 7]
 
-The corpus: the public mails of shared/corpora, the ADF samples of shared/samples/adf
+The corpus: the public mails of tests/fixtures/corpora, the ADF samples of tests/fixtures/adf
 wrapped as text body and as attachment, the non-lead fixtures of tests/fixtures, and
 generated portal and web-form enquiries. Prints the median messages per second of each and
 the ratio.
@@ -28,16 +28,16 @@ from intake.parsing.extract import extract  # noqa: E402
 from intake.parsing.mime import parse_mail  # noqa: E402
 from tests.support.mails import enquiry, html_mail, with_attachment  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def corpus() -> list[bytes]:
     mails: list[bytes] = []
-    for path in sorted((SHARED / "corpora").glob("*.jsonl")):
+    for path in sorted((FIXTURES / "corpora").glob("*.jsonl")):
         mails += [
             base64.b64decode(json.loads(line)["raw_b64"]) for line in path.read_text().splitlines() if line
         ]
-    for path in sorted((SHARED / "samples" / "adf").glob("*.xml")):
+    for path in sorted((FIXTURES / "adf").glob("*.xml")):
         document = path.read_text()
         mails.append(enquiry(sender="Leads <leads@provider.example>", body=document))
         mails.append(

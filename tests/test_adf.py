@@ -1,4 +1,5 @@
-"""ADF/XML leads from shared/samples/adf, wrapped the ways real senders send them."""
+"""ADF/XML leads from tests/fixtures/adf (copied from shared/samples/adf), wrapped the ways
+real senders send them."""
 
 from __future__ import annotations
 

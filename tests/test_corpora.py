@@ -1,5 +1,5 @@
-"""Real public mails (shared/corpora): every one stored and processed without a crash, and
-the parsed fields at least as good as the standard library alone gets them."""
+"""Real public mails (tests/fixtures/corpora, copied from shared/corpora): every one stored and
+processed without a crash, and the parsed fields at least as good as the standard library alone gets them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from models.tables import InboundMessage
 from tests.support.mails import DEMO_MAILBOX
 from tests.support.stack import Stack
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+CORPORA = Path(__file__).resolve().parent / "fixtures" / "corpora"
 FILES = ("php_mime_mail_parser.jsonl", "mimekit.jsonl")
 
 # Misses that remain, each with the reason it is acceptable.
@@ -33,7 +33,7 @@ ACCEPTED_MISSES = {
 def corpus(name: str) -> list[dict[str, Any]]:
     path = CORPORA / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: the shared corpora are part of the test data")
+        pytest.fail(f"{path} is missing: the corpora are part of the test data")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -31,7 +31,7 @@ def enquiry(
     return message.as_bytes()
 
 
-ADF_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "adf"
+ADF_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "adf"
 
 
 def adf_sample(name: str) -> str:
