@@ -61,11 +61,11 @@ def serve_bare(port: int, ready: multiprocessing.synchronize.Event) -> None:  # 
 
 def serve_ours(port: int, url: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     from intake.smtp import IntakeHandler, make_smtp_controller
+    from models.clock import system_clock
     from models.config_apply import apply_config
     from models.db import Database
     from models.dealer_config import load_config_file
     from models.migrate import upgrade
-    from workers.clock import system_clock
 
     db = Database(url)
     upgrade(db)

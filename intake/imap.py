@@ -32,9 +32,9 @@ from imapclient import IMAPClient
 from sqlalchemy import select
 
 from intake.store import Enqueue, store_message
+from models.clock import Clock, system_clock
 from models.db import Database, dialect_insert
 from models.tables import Dealer, ImapLedger, ImapStatus
-from workers.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 

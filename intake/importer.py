@@ -55,3 +55,11 @@ def header_recipients(raw: bytes) -> list[str]:
             if "@" in address and address.lower() not in found:
                 found.append(address.lower())
     return found
+
+
+def recipients_for(raw: bytes, mailboxes: set[str], recipient: str | None) -> list[str]:
+    """Where an imported file counts as delivered: ``recipient`` when given, else the first
+    configured mailbox among its header recipients (none: the caller must ask)."""
+    if recipient:
+        return [recipient]
+    return [a for a in header_recipients(raw) if a in mailboxes][:1]

@@ -17,8 +17,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intake.store import UnknownRecipient, dealer_for_address, store_message
+from models.clock import Clock, system_clock
 from models.db import Database
-from workers.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 

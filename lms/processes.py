@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from intake.imap import ImapPoller, accounts_from, run_pollers
 from intake.smtp import IntakeHandler, make_smtp_controller
-from lms.config_checks import load_checked
 from lms.web import start_web
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
 from models.tables import Dealer
+from workers.config_checks import load_checked
 from workers.runtime import Runtime, Scheduler, build_runtime
 
 log = logging.getLogger(__name__)

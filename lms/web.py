@@ -18,10 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import text
 
-from lms.views import lead_dict, list_leads, ops_status
+from models.clock import Clock, system_clock
 from models.db import Database
+from models.lead_views import lead_dict, list_leads
+from models.ops_views import ops_status
 from models.tables import Lead
-from workers.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ def resolve(args: list[str]) -> click.Command:
         if word.startswith("-"):
             break
         assert isinstance(command, click.Group), f"{' '.join(args[:index])} takes no subcommand {word!r}"
-        sub = command.commands.get(word)
+        sub = command.get_command(click.Context(command), word)
         assert sub is not None, f"`lms {' '.join(args[: index + 1])}` is no lms command"
         command = sub
         if not isinstance(command, click.Group):

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, insert, select
 
 from lms.cli import main
-from lms.views import lead_dict, list_leads
+from models.lead_views import lead_dict, list_leads
 from models.settings import Settings
 from models.tables import Contact, EscalationEvent, Lead, OutboundMessage, User
 from tests.support.clock import FakeClock

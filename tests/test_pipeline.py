@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from intake.store import store_message
-from lms.views import lead_dict, ops_status
+from models.lead_views import lead_dict
+from models.ops_views import ops_status
 from models.tables import InboundMessage, Lead, LeadActivity, OutboundMessage
 from tests.support.clock import FakeClock
 from tests.support.mails import DEMO_MAILBOX, enquiry

@@ -94,7 +94,7 @@ def process_inbound(
         parsed, dealer_sources=dealer.config.get("sources") or [], envelope_to=row.envelope_to
     )
     if extraction.kind in ("auto_reply", "bounce", "bulk"):
-        _finish(row, "ignored", f"{extraction.kind}: {extraction.reason}", now)
+        finish_inbound(row, "ignored", f"{extraction.kind}: {extraction.reason}", now)
         return IngestResult("ignored")
 
     replied = _lead_replied_to(session, dealer.id, extraction)
@@ -102,11 +102,11 @@ def process_inbound(
         text = _strip_quote(parsed.body_text)[:20000]
         _activity(session, replied, now, "customer_reply", text or parsed.subject, inbound_id=row.id)
         replied.last_activity_at = now
-        _finish(row, "processed", f"reply to lead {replied.id}", now)
+        finish_inbound(row, "processed", f"reply to lead {replied.id}", now)
         return IngestResult("processed", lead_ids=[replied.id])
 
     if extraction.kind == "unrecognised" or not extraction.enquiries:
-        _finish(row, "unrecognised", extraction.reason or "no enquiry found", now)
+        finish_inbound(row, "unrecognised", extraction.reason or "no enquiry found", now)
         return IngestResult("unrecognised")
 
     result = IngestResult("processed")
@@ -116,11 +116,11 @@ def process_inbound(
         lead, outbound_ids = apply_enquiry(session, dealer, row, parsed, enquiry, ordinal, now, timing)
         result.lead_ids.append(lead.id)
         result.outbound_ids += outbound_ids
-    _finish(row, "processed", extraction.reason or None, now)
+    finish_inbound(row, "processed", extraction.reason or None, now)
     return result
 
 
-def _finish(row: InboundMessage, state: str, reason: str | None, now: datetime) -> None:
+def finish_inbound(row: InboundMessage, state: str, reason: str | None, now: datetime) -> None:
     row.state = state
     row.reason = reason
     row.error = None

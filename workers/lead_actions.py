@@ -8,9 +8,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from models.business_calendar import BusinessCalendar
+from models.escalation import parse_when
 from models.tables import CompletionReason, Contact, Dealer, InboundMessage, Lead, LeadActivity, User
+from workers.assign import reassign
 from workers.compose import build_message, render_mail
-from workers.escalations import reschedule
+from workers.escalations import change_due, reschedule
 from workers.ingest import reply_address
 from workers.lead_mail import new_message_id, queue_outbound
 from workers.mail_context import context_for
@@ -18,6 +21,35 @@ from workers.mail_context import context_for
 
 class ActionError(Exception):
     """The action cannot be done; the message says why, for the person who asked."""
+
+
+def locked_lead(session: Session, lead_id: int) -> Lead:
+    """The lead, locked for an action (FOR UPDATE on PostgreSQL; SQLite's write lock anyway)."""
+    lead = session.get(Lead, lead_id, with_for_update={"of": Lead})
+    if lead is None:
+        raise ActionError(f"no lead {lead_id}")
+    return lead
+
+
+def assign(session: Session, lead: Lead, username: str, *, by: str, reason: str, now: datetime) -> User:
+    try:
+        return reassign(session, lead, username, by=by, reason=reason, now=now)
+    except LookupError as exc:
+        raise ActionError(str(exc.args[0])) from None
+
+
+def set_due(session: Session, lead: Lead, when: str, *, by: str, now: datetime) -> datetime:
+    """A resubmission date as people write it (see :func:`models.escalation.parse_when`)."""
+    if lead.status != "open":
+        raise ActionError(f"lead {lead.id} is {lead.status}")
+    dealer = session.get(Dealer, lead.dealer_id)
+    assert dealer is not None
+    try:
+        moment = parse_when(when, now=now, calendar=BusinessCalendar.from_config(dealer.config))
+    except ValueError as exc:
+        raise ActionError(str(exc)) from None
+    change_due(session, lead, moment, by=by, now=now)
+    return moment
 
 
 def acting_user(session: Session, lead: Lead, username: str | None) -> User:

@@ -19,11 +19,11 @@ import dramatiq
 from dramatiq import Broker, Worker
 
 from intake.store import announce
+from models.clock import Clock, system_clock
 from models.db import Database
 from models.settings import Settings
 from models.tables import InboundMessage
-from workers.broker import make_broker
-from workers.clock import Clock, system_clock
+from workers.broker import make_broker, queue_depths
 from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
 from workers.ingest import Timing, ingest_message
@@ -142,6 +142,14 @@ class Runtime:
         for outbound_id in result.outbound_ids:
             announce(self.enqueue_send, outbound_id)
         return result
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting per queue; empty for the in-process broker (nothing outlives us)."""
+        if self.settings.broker_url.startswith("memory"):
+            return {}
+        self.broker.declare_queue(self.ingest_actor.queue_name)
+        self.broker.declare_queue(self.send_actor.queue_name)
+        return queue_depths(self.broker)
 
     def start_worker(self, threads: int | None = None) -> Worker:
         # Without process_boot the TimeLimit middleware never starts its timer thread.

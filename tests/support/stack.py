@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from intake.smtp import IntakeHandler, make_smtp_controller
+from models.clock import Clock, system_clock
 from models.config_apply import apply_config
 from models.dealer_config import load_config_file
 from models.migrate import upgrade
@@ -16,7 +17,6 @@ from models.settings import Settings
 from models.tables import InboundMessage, Lead, OutboundMessage
 from tests.support.mails import DEMO_MAILBOX
 from tests.support.services import free_port, unique
-from workers.clock import Clock, system_clock
 from workers.runtime import Runtime, build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]

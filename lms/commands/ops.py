@@ -1,0 +1,69 @@
+"""``lms ops``: the operations view and replay of what failed."""
+
+from __future__ import annotations
+
+import click
+
+from lms.common import emit_json, fail, open_db, settings
+from models.clock import system_clock
+from models.ops_views import ops_status
+from workers.ops import retry
+
+
+@click.group()
+def ops() -> None:
+    """Operations: queue and failure view, replay."""
+
+
+@ops.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def ops_status_cmd(as_json: bool) -> None:
+    """Counts per state, queue depths, oldest pending age, dead letters."""
+    from workers.runtime import build_runtime
+
+    runtime = build_runtime(settings())
+    try:
+        queues = runtime.queue_depths()
+        with runtime.db.session() as session:
+            data = ops_status(session, now=runtime.clock(), queues=queues)
+    finally:
+        runtime.close()
+    if as_json:
+        emit_json(data)
+        return
+    click.echo("inbound:  " + (", ".join(f"{k} {v}" for k, v in sorted(data["inbound"].items())) or "none"))
+    click.echo("outbound: " + (", ".join(f"{k} {v}" for k, v in sorted(data["outbound"].items())) or "none"))
+    click.echo("queues:   " + (", ".join(f"{k} {v}" for k, v in data["queues"].items()) or "in-process"))
+    click.echo(
+        f"oldest pending: {data['oldest_pending_seconds']}s · dead: {data['dead']} · failed: {data['failed']}"
+    )
+    for box in data["imap"]:
+        state = "connected" if box["connected"] else "disconnected"
+        error = f", last error {box['last_error']}" if box["last_error"] else ""
+        click.echo(
+            f"imap {box['mailbox']} {box['folder']}: {state}, taken {box['taken']}, "
+            f"last success {box['last_success'] or '-'}{error}"
+        )
+
+
+@ops.command("retry")
+@click.option("--inbound", "inbound_id", type=int)
+@click.option("--outbound", "outbound_id", type=int)
+@click.option("--all-failed", is_flag=True, help="Every dead or failed row, in and out.")
+def ops_retry(inbound_id: int | None, outbound_id: int | None, all_failed: bool) -> None:
+    """Put dead or failed rows back in the pipeline (the sweeper picks them up at once)."""
+    if not (inbound_id or outbound_id or all_failed):
+        fail("say what to retry: --inbound ID, --outbound ID or --all-failed")
+    db = open_db()
+    try:
+        with db.session() as session:
+            done = retry(
+                session,
+                now=system_clock(),
+                inbound_id=inbound_id,
+                outbound_id=outbound_id,
+                all_failed=all_failed,
+            )
+    finally:
+        db.dispose()
+    click.echo(f"queued again: {done.inbound} inbound, {done.outbound} outbound")
