@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,7 +23,7 @@ from models.tables import InboundMessage, Mailbox
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[int], None]
+Enqueue = Callable[[Any], None]
 
 
 class UnknownRecipient(Exception):
@@ -136,9 +137,10 @@ def store_message(
     return results
 
 
-def announce(enqueue: Enqueue, inbound_id: int) -> None:
+def announce(enqueue: Enqueue, row_ids: Any) -> None:
+    """Tell the workers about committed rows; a broker that fails here loses nothing."""
     try:
-        enqueue(inbound_id)
+        enqueue(row_ids)
     except Exception:
         # Stored is what counts; the sweeper picks the row up.
-        log.warning("could not enqueue inbound message %s; the sweeper will", inbound_id, exc_info=True)
+        log.warning("could not enqueue %s; the sweeper will", row_ids, exc_info=True)

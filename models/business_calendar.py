@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
+
+from models.dealer_config import HoursConfig
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_DAYS = 3 * 366  # a calendar with no opening in three years is a configuration error
@@ -49,16 +51,15 @@ class BusinessCalendar:
     closed: frozenset[date] = field(default_factory=frozenset)
 
     @classmethod
-    def from_config(cls, dealer: Mapping[str, object]) -> BusinessCalendar:
-        hours = dict(dealer.get("hours") or {})  # type: ignore[call-overload]
+    def from_schema(cls, timezone: str, hours: HoursConfig) -> BusinessCalendar:
         return cls(
-            timezone=str(dealer.get("timezone") or "Europe/Berlin"),
-            hours={day: parse_blocks(hours.get(day)) for day in DAYS},
-            holidays=hours.get("holidays"),
-            closed=frozenset(date.fromisoformat(str(d)) for d in hours.get("closed") or []),
+            timezone=timezone,
+            hours={day: parse_blocks(getattr(hours, day)) for day in DAYS},
+            holidays=hours.holidays,
+            closed=frozenset(hours.closed),
         )
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

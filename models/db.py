@@ -1,10 +1,13 @@
 """Engines and sessions that behave the same on SQLite and PostgreSQL.
 
 SQLite needs care to be a safe multi-writer store: WAL so readers never block the writer,
-a busy timeout so concurrent writers wait instead of failing, ``BEGIN IMMEDIATE`` so a
-transaction that reads and then writes cannot fail at the upgrade with "database is locked",
-and ``synchronous=FULL`` so a committed message survives a power loss (in WAL mode NORMAL
-may lose the last commits, and we acknowledge mail on commit).
+a busy timeout so concurrent writers wait instead of failing, ``BEGIN IMMEDIATE`` for every
+write transaction so one that reads and then writes cannot fail at the upgrade with
+"database is locked", and ``synchronous=FULL`` so a committed message survives a power loss
+(in WAL mode NORMAL may lose the last commits, and we acknowledge mail on commit).
+
+Readers (``db.read()``) begin deferred transactions: in WAL mode they read a consistent
+snapshot while one writer writes, and never wait for the write lock nor hold it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+READ_ONLY = "lms_read_only"
 
 
 def create_db_engine(
@@ -56,7 +60,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -70,11 +75,21 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url, **engine_kwargs)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine.execution_options(**{READ_ONLY: True})
+        if reader.dialect.name == "postgresql":
+            reader = reader.execution_options(postgresql_readonly=True)
+        self._read_factory = sessionmaker(reader, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back on any exception."""
+        """A write transaction: committed when the block ends, rolled back on any exception."""
         with self._factory() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction: never takes the write lock; writing in it fails."""
+        with self._read_factory() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

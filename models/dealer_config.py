@@ -63,7 +63,9 @@ Duration = Annotated[str, AfterValidator(_duration)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Frozen: the configuration in force is shared by every worker thread through the
+    # dealer policy cache (models.policy); nobody may change it behind the others' backs.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
 class DateRange(Strict):
@@ -344,7 +346,7 @@ def validate_config(data: dict[str, Any]) -> FileConfig:
     return config
 
 
-def _resolve_files(config: FileConfig, base: Path) -> None:
+def _resolve_files(config: FileConfig, base: Path) -> FileConfig:
     """Make template and key files absolute (relative to the configuration file) and check
     that each can be read now, so a typo is refused here and not at the first lead."""
 
@@ -360,16 +362,26 @@ def _resolve_files(config: FileConfig, base: Path) -> None:
             raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
         return str(path.resolve())
 
+    dealers = []
     for d_index, dealer in enumerate(config.dealers):
+        templates = {}
         for group, template in dealer.templates.items():
             where = f"dealers[{d_index}].templates.{group}"
-            if template.header_image:
-                template.header_image = resolve(f"{where}.header_image", template.header_image)
-            template.attachments = [
-                resolve(f"{where}.attachments[{i}]", a) for i, a in enumerate(template.attachments)
-            ]
+            image = template.header_image
+            templates[group] = template.model_copy(
+                update={
+                    "header_image": resolve(f"{where}.header_image", image) if image else None,
+                    "attachments": [
+                        resolve(f"{where}.attachments[{i}]", a) for i, a in enumerate(template.attachments)
+                    ],
+                }
+            )
+        update: dict[str, Any] = {"templates": templates}
         if dealer.dkim:
-            dealer.dkim.key_file = resolve(f"dealers[{d_index}].dkim.key_file", dealer.dkim.key_file)
+            key_file = resolve(f"dealers[{d_index}].dkim.key_file", dealer.dkim.key_file)
+            update["dkim"] = dealer.dkim.model_copy(update={"key_file": key_file})
+        dealers.append(dealer.model_copy(update=update))
+    return config.model_copy(update={"dealers": dealers})
 
 
 def load_config_file(path: str | Path) -> FileConfig:
@@ -380,9 +392,7 @@ def load_config_file(path: str | Path) -> FileConfig:
         raise ConfigError("", f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path}: not valid TOML ({exc})") from None
-    config = validate_config(data)
-    _resolve_files(config, Path(path).resolve().parent)
-    return config
+    return _resolve_files(validate_config(data), Path(path).resolve().parent)
 
 
 def redacted(dealer: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,12 @@ new due date starts it again under a new version, so each (lead, stage, version)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from models.business_calendar import BusinessCalendar, NeverOpen
+from models.dealer_config import EscalationConfig
 from models.durations import parse_duration
 
 STAGES = ("reminder", "stage1", "stage2")
@@ -25,23 +25,25 @@ Stage = Literal["reminder", "stage1", "stage2"]
 
 @dataclass(frozen=True)
 class EscalationRules:
-    stage1: timedelta = timedelta(hours=2)
-    reminder: timedelta = timedelta(minutes=30)
-    stage2: timedelta = timedelta(hours=4)
-    stage2_resubmission: timedelta = timedelta(hours=24)
+    """The dealer's escalation durations as time spans (their defaults live in the schema,
+    ``models.dealer_config.EscalationConfig``)."""
+
+    stage1: timedelta
+    reminder: timedelta
+    stage2: timedelta
+    stage2_resubmission: timedelta
     # What stage 2 does besides informing the supervisor: nothing, back to the pool, or
     # hand the lead to the supervisor.
     stage2_action: Literal["inform", "pool", "supervisor"] = "inform"
 
     @classmethod
-    def from_config(cls, dealer: Mapping[str, Any]) -> EscalationRules:
-        cfg = dict(dealer.get("escalation") or {})
+    def from_schema(cls, cfg: EscalationConfig) -> EscalationRules:
         return cls(
-            stage1=parse_duration(cfg.get("stage1", "2h")),
-            reminder=parse_duration(cfg.get("reminder", "30m")),
-            stage2=parse_duration(cfg.get("stage2", "4h")),
-            stage2_resubmission=parse_duration(cfg.get("stage2_resubmission", "24h")),
-            stage2_action=cfg.get("stage2_action", "inform"),
+            stage1=parse_duration(cfg.stage1),
+            reminder=parse_duration(cfg.reminder),
+            stage2=parse_duration(cfg.stage2),
+            stage2_resubmission=parse_duration(cfg.stage2_resubmission),
+            stage2_action=cfg.stage2_action,
         )
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from models.escalation import EscalationRules, due_state
+from models.escalation import due_state
+from models.policy import load_policy
 from models.tables import (
     Contact,
-    Dealer,
     Lead,
     LeadActivity,
     Source,
@@ -26,8 +26,7 @@ def iso(value: datetime | None) -> str | None:
 def reminder_of(session: Session, dealer_id: str, cache: dict[str, timedelta] | None = None) -> timedelta:
     if cache is not None and dealer_id in cache:
         return cache[dealer_id]
-    dealer = session.get(Dealer, dealer_id)
-    value = EscalationRules.from_config(dealer.config if dealer else {}).reminder
+    value = load_policy(session, dealer_id).escalation.reminder
     if cache is not None:
         cache[dealer_id] = value
     return value

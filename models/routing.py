@@ -21,6 +21,8 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from models.dealer_config import Assignment, Conditions, DistributionConfig
+
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -86,9 +88,9 @@ class Decision:
         }
 
 
-def rotation_key(rule_index: int | None, assignment: Mapping[str, Any]) -> str:
+def rotation_key(rule_index: int | None, assignment: Assignment) -> str:
     where = "default" if rule_index is None else f"rule{rule_index}"
-    return f"{where}:{assignment.get('method')}:{','.join(assignment.get('users') or [])}"
+    return f"{where}:{assignment.method}:{','.join(assignment.users)}"
 
 
 def _in_hours(spec: str, moment: time) -> bool:
@@ -99,9 +101,9 @@ def _in_hours(spec: str, moment: time) -> bool:
     return False
 
 
-def rule_matches(when: Mapping[str, Any], lead: LeadFacts, local: datetime) -> bool:
+def rule_matches(when: Conditions, lead: LeadFacts, local: datetime) -> bool:
     def one_of(key: str, value: str) -> bool:
-        wanted = [str(v).lower() for v in when.get(key) or []]
+        wanted = [str(v).lower() for v in getattr(when, key)]
         return not wanted or value.lower() in wanted
 
     if not (one_of("source", lead.source) and one_of("type", lead.type) and one_of("make", lead.make)):
@@ -112,11 +114,9 @@ def rule_matches(when: Mapping[str, Any], lead: LeadFacts, local: datetime) -> b
         and one_of("language", lead.language)
     ):
         return False
-    days = when.get("days") or []
-    if days and DAY_NAMES[local.weekday()] not in days:
+    if when.days and DAY_NAMES[local.weekday()] not in when.days:
         return False
-    hours = when.get("hours")
-    return not (hours and not _in_hours(hours, local.time()))
+    return not (when.hours and not _in_hours(when.hours, local.time()))
 
 
 def _eligible(
@@ -153,7 +153,7 @@ def rotate(
 
 
 def _apply(
-    assignment: Mapping[str, Any],
+    assignment: Assignment,
     key: str,
     people: Mapping[str, Person],
     states: Mapping[str, RotationState],
@@ -161,12 +161,12 @@ def _apply(
     decision: Decision,
 ) -> bool:
     """Try one assignment; fill ``decision`` and say whether someone was chosen."""
-    method = str(assignment.get("method") or "pool")
+    method = assignment.method
     decision.method = method
     if method == "pool":
         decision.steps.append("method pool: nobody is assigned")
         return True
-    names = list(assignment.get("users") or []) + ([assignment["user"]] if assignment.get("user") else [])
+    names = list(assignment.users) + ([assignment.user] if assignment.user else [])
     eligible, skipped = _eligible(names, people, today)
     decision.skipped.update(skipped)
     decision.eligible = eligible
@@ -195,7 +195,7 @@ def _apply(
 def decide(
     lead: LeadFacts,
     people: Mapping[str, Person],
-    distribution: Mapping[str, Any],
+    distribution: DistributionConfig,
     *,
     now: datetime,
     timezone: str,
@@ -205,7 +205,7 @@ def decide(
     today = local.date()
     decision = Decision(editor=None)
 
-    if distribution.get("existing_contacts", "owner") == "owner" and lead.previous_editor:
+    if distribution.existing_contacts == "owner" and lead.previous_editor:
         eligible, skipped = _eligible([lead.previous_editor], people, today)
         if eligible:
             decision.editor, decision.method = eligible[0], "owner"
@@ -214,17 +214,17 @@ def decide(
         decision.steps.append(f"returning contact, but {lead.previous_editor} is not available")
         decision.skipped.update(skipped)
 
-    for index, rule in enumerate(distribution.get("rules") or []):
-        if rule_matches(rule.get("when") or {}, lead, local):
-            decision.rule, decision.group = rule["name"], rule.get("group") or "default"
-            decision.steps.append(f"rule {rule['name']!r} matched")
-            if _apply(rule["assign"], rotation_key(index, rule["assign"]), people, states, today, decision):
+    for index, rule in enumerate(distribution.rules):
+        if rule_matches(rule.when, lead, local):
+            decision.rule, decision.group = rule.name, rule.group
+            decision.steps.append(f"rule {rule.name!r} matched")
+            if _apply(rule.assign, rotation_key(index, rule.assign), people, states, today, decision):
                 return decision
             decision.steps.append("falling back to the default assignment")
             break
     else:
         decision.steps.append("no rule matched: the default assignment")
-    default = distribution.get("default") or {"method": "pool"}
+    default = distribution.default
     if _apply(default, rotation_key(None, default), people, states, today, decision):
         return decision
     decision.method = "pool"
@@ -232,8 +232,8 @@ def decide(
     return decision
 
 
-def keys_for(distribution: Mapping[str, Any]) -> list[str]:
-    """Every rotation key a decision may touch, for the caller to load and lock beforehand."""
-    keys = [rotation_key(i, r["assign"]) for i, r in enumerate(distribution.get("rules") or [])]
-    keys.append(rotation_key(None, distribution.get("default") or {"method": "pool"}))
+def keys_for(distribution: DistributionConfig) -> list[str]:
+    """Every rotation key a decision may touch, for the caller to load beforehand."""
+    keys = [rotation_key(i, rule.assign) for i, rule in enumerate(distribution.rules)]
+    keys.append(rotation_key(None, distribution.default))
     return sorted(set(keys))

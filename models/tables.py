@@ -126,7 +126,8 @@ class CompletionReason(Base):
 class Contact(Base):
     __tablename__ = "contacts"
     __table_args__ = (
-        Index("ix_contacts_dealer_email", "dealer_id", "email"),
+        # One contact per address: concurrent first mails of a customer cannot make two.
+        Index("uq_contacts_dealer_email", "dealer_id", "email", unique=True),
         Index("ix_contacts_dealer_phone", "dealer_id", "phone"),
     )
 
@@ -171,7 +172,8 @@ class InboundMessage(Base):
     envelope_to: Mapped[list[str]] = mapped_column(JSON, default=list)
     via: Mapped[str] = mapped_column(String(16))  # smtp | deliver | ingest | imap
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # received → processed | ignored | unrecognised | failed → dead
+    # received → (routed: leads written, their mails not yet) → processed | ignored |
+    # unrecognised; failed → dead
     state: Mapped[str] = mapped_column(String(16), default="received")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -325,6 +327,6 @@ class ImapStatus(Base):
 
 
 INBOUND_FINAL_STATES = ("processed", "ignored", "unrecognised", "dead", "deleted")
-INBOUND_PENDING_STATES = ("received", "failed")
+INBOUND_PENDING_STATES = ("received", "failed", "routed")
 OUTBOUND_FINAL_STATES = ("sent", "failed", "dead", "expired")
 OUTBOUND_PENDING_STATES = ("queued", "sending")

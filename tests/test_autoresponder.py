@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from lms.cli import main
 from models.db import Database
+from models.dealer_config import TemplateConfig
 from models.migrate import upgrade
 from models.tables import Lead
 from tests.support.clock import FakeClock
@@ -24,7 +25,8 @@ from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.services import free_port, wait_until
 from tests.support.sink import SmtpSink
 from tests.support.stack import DEMO_CONFIG, Stack
-from workers.compose import build_message, render_mail
+from workers.render.blocks import FramedMail, render_framed
+from workers.render.mime import Headers, build_framed
 
 EXAMPLES = DEMO_CONFIG.parent
 TEMPLATES: dict[str, Any] = {
@@ -52,6 +54,31 @@ CONTEXT = {
     "lead": {"id": 7, "type": "used_car", "subject": "Golf", "source": ""},
     "vehicle": {"label": "VW Golf 1.5 TSI"},
 }
+
+
+def render_mail(*, templates: dict[str, Any], **options: Any) -> FramedMail:
+    """The autoresponse's blocks rendered as the outbox renders them."""
+    typed = {group: TemplateConfig.model_validate(blocks) for group, blocks in templates.items()}
+    return render_framed(kind="autoresponse", templates=typed, **options)
+
+
+def build_message(
+    mail: FramedMail,
+    *,
+    to: str,
+    references: list[str] | None = None,
+    **headers: Any,
+) -> bytes:
+    return build_framed(
+        mail,
+        Headers(
+            to=(to,),
+            subject=mail.subject,
+            references=tuple(references or ()),
+            language=mail.language,
+            **headers,
+        ),
+    )
 
 
 def tree(part: EmailMessage, depth: int = 0) -> list[str]:
@@ -462,7 +489,7 @@ def test_dkim_signature_verifies(tmp_path: Path) -> None:
     import base64
 
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-    from workers.compose import dkim_sign
+    from workers.render.dkim import dkim_sign
 
     mail = render_mail(templates={}, group="default", lang="de", default_lang="de", context=CONTEXT)
     raw = build_message(

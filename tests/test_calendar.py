@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.business_calendar import BusinessCalendar, NeverOpen
+from models.dealer_config import EscalationConfig, HoursConfig
 from models.escalation import EscalationRules, LeadClock, due_state, first_due, parse_when, plan
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -24,7 +25,9 @@ ALWAYS = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat
 
 
 def calendar(hours: dict[str, Any] | None = None, **extra: Any) -> BusinessCalendar:
-    return BusinessCalendar.from_config({"timezone": "Europe/Berlin", "hours": {**(hours or WEEK), **extra}})
+    return BusinessCalendar.from_schema(
+        "Europe/Berlin", HoursConfig.model_validate({**(hours or WEEK), **extra})
+    )
 
 
 def local(text: str, fold: int = 0) -> datetime:
@@ -121,10 +124,11 @@ def test_elapsed_hours_across_the_dst_change_are_real_hours() -> None:
 
 
 def test_a_calendar_that_never_opens_is_an_error_not_a_hang() -> None:
-    closed = BusinessCalendar.from_config({"timezone": "Europe/Berlin", "hours": {}})
+    closed = BusinessCalendar.from_schema("Europe/Berlin", HoursConfig())
     with pytest.raises(NeverOpen):
         closed.add_working_time(datetime(2026, 1, 1, tzinfo=UTC), timedelta(hours=1))
-    assert first_due(datetime(2026, 1, 1, tzinfo=UTC), closed, EscalationRules()) is None
+    rules = EscalationRules.from_schema(EscalationConfig())
+    assert first_due(datetime(2026, 1, 1, tzinfo=UTC), closed, rules) is None
 
 
 DUE = local("2026-11-28T10:30").astimezone(UTC)
@@ -150,7 +154,12 @@ def test_completed_leads_and_leads_without_a_due_date_have_no_state() -> None:
     assert due_state(status="open", due_at=None, now=later, reminder=timedelta(minutes=30)) == "none"
 
 
-RULES = EscalationRules(stage1=timedelta(hours=2), reminder=timedelta(minutes=30), stage2=timedelta(hours=4))
+RULES = EscalationRules(
+    stage1=timedelta(hours=2),
+    reminder=timedelta(minutes=30),
+    stage2=timedelta(hours=4),
+    stage2_resubmission=timedelta(hours=24),
+)
 
 
 def stages(

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from intake.store import store_message
 from models.lead_views import lead_dict
 from models.ops_views import ops_status
-from models.tables import InboundMessage, Lead, LeadActivity, OutboundMessage
+from models.tables import Dealer, InboundMessage, Lead, LeadActivity, OutboundMessage
 from tests.support.clock import FakeClock
 from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.services import free_port, wait_until
@@ -256,16 +256,48 @@ def test_an_ingest_failure_is_recorded_and_retried(db_url: str, sink: SmtpSink) 
         [stored] = store_message(
             stack.db, enquiry(), envelope_from="", recipients=[DEMO_MAILBOX], via="smtp", now=clock()
         )
-        with stack.db.session() as session:  # a dealer whose templates cannot render
-            dealer = session.get(__import__("models.tables").tables.Dealer, "muster")
-            dealer.config = {**dealer.config, "templates": {"default": {"intro": {"de": "{{ nope.x }}"}}}}
+        with stack.db.session() as session:  # a stored configuration no schema accepts
+            dealer = session.get(Dealer, "muster")
+            assert dealer is not None
+            dealer.config = {**dealer.config, "timezone": "Nowhere/Nothing"}
         stack.runtime.ingest(stored.id)
         [row] = stack.inbound()
         assert row.state == "failed" and row.attempts == 1
-        assert "nope" in (row.error or "")
-        assert stack.leads() == []  # the transaction rolled back whole
+        assert "Nowhere/Nothing" in (row.error or "")
+        assert stack.leads() == []  # nothing half done
         with stack.db.session() as session:
             assert session.scalar(select(LeadActivity.id)) is None
+            assert (row.next_attempt_at or clock()) > clock()  # retried later, by the sweeper
+    finally:
+        stack.close()
+
+
+def test_a_failing_autoresponse_does_not_take_the_lead_with_it(db_url: str, sink: SmtpSink) -> None:
+    """A block that passes the configuration check but fails on real data: the lead, the
+    forward and the notification happen; the answer is a visible failed outbox row."""
+    stack = Stack(db_url, relay_url=sink.url)
+    try:
+        with stack.db.session() as session:
+            dealer = session.get(Dealer, "muster")
+            assert dealer is not None
+            templates = {"default": {"intro": {"de": "<p>{{ vehicle.year + 1 }}</p>"}}}
+            dealer.config = {**dealer.config, "templates": templates}
+        stack.send(enquiry(body="Ich interessiere mich für den Golf.\nBaujahr: zweitausend\nErika"))
+        wait_until(lambda: len(sink.messages) == 2, what="forward and notification")
+        [lead] = stack.leads()
+        assert lead.editor is not None
+        states = {o.kind: (o.state, o.last_error or "") for o in stack.outbound()}
+        assert states["forward"][0] == "sent" and states["notification"][0] == "sent"
+        assert states["autoresponse"][0] == "failed" and "TemplateRenderError" in states["autoresponse"][1]
+        assert sink.to("erika@example.org") == []
+        [row] = stack.inbound()
+        assert row.state == "processed"
+        with stack.db.session() as session:
+            shown = lead_dict(
+                session, session.get(Lead, lead.id), now=stack.runtime.clock(), with_activities=True
+            )  # type: ignore[arg-type]
+        [failed] = [a for a in shown["activities"] if a["kind"] == "autoresponse_failed"]
+        assert ("not sent" in failed["text"] and "vehicle.year" in failed["text"]) or "int" in failed["text"]
     finally:
         stack.close()
 

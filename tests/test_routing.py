@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from models.dealer_config import DistributionConfig
 from models.routing import Decision, LeadFacts, Person, RotationState, decide, keys_for, rotate
 
-DISTRIBUTION: dict[str, Any] = {
+DISTRIBUTION_DATA: dict[str, Any] = {
     "existing_contacts": "owner",
     "default": {"method": "round_robin", "users": ["anna", "ben"]},
     "rules": [
@@ -52,6 +53,7 @@ DISTRIBUTION: dict[str, Any] = {
         },
     ],
 }
+DISTRIBUTION = DistributionConfig.model_validate(DISTRIBUTION_DATA)
 ABSENT = ((date(2026, 12, 1), date(2026, 12, 5)),)
 
 
@@ -235,7 +237,7 @@ def test_a_returning_contact_goes_to_the_previous_editor_when_available() -> Non
     normal = decide(
         LeadFacts(previous_editor="carla"),
         people(),
-        {**DISTRIBUTION, "existing_contacts": "normal"},
+        DistributionConfig.model_validate({**DISTRIBUTION_DATA, "existing_contacts": "normal"}),
         now=WEEKDAY_NOON,
         timezone="Europe/Berlin",
         states={},
@@ -268,7 +270,9 @@ def test_round_robin_rotates_strictly_and_skips_the_absent_without_losing_their_
 
 
 def test_weight_zero_gets_nothing_under_weighted() -> None:
-    distribution = {"default": {"method": "weighted", "users": ["anna", "dora"]}}
+    distribution = DistributionConfig.model_validate(
+        {"default": {"method": "weighted", "users": ["anna", "dora"]}}
+    )
     decision = decide(
         LeadFacts(),
         people(dora={"weight": 0}),
@@ -284,7 +288,9 @@ def test_fairness_1000_leads_weights_1_1_2_0_one_absent_for_a_day() -> None:
     """Every count within one lead of its exact share: the sum, over all leads, of the
     person's weight divided by the total weight of those eligible for that lead."""
     weights = {"anna": 1.0, "ben": 1.0, "carla": 2.0, "dora": 0.0}
-    distribution = {"default": {"method": "weighted", "users": list(weights)}}
+    distribution = DistributionConfig.model_validate(
+        {"default": {"method": "weighted", "users": list(weights)}}
+    )
     key = keys_for(distribution)[0]
     ben_away = ((date(2026, 12, 3), date(2026, 12, 3)),)
     crowd = {n: Person(n, weight=w, absences=ben_away if n == "ben" else ()) for n, w in weights.items()}

@@ -1,37 +1,54 @@
-"""Route a lead in its transaction: load and lock the dealer's rotation rows, count open
-leads, call :func:`models.routing.decide`, store the outcome and its explanation.
+"""Who gets a lead, in the database: a snapshot of the people and the rotations, the pure
+decision (:func:`models.routing.decide`), and its outcome written with a compare-and-set.
 
-All rotation rows of a dealer are locked in key order for every decision, so two workers
-routing at the same moment take turns: neither sees a rotation the other has moved but
-not yet committed, and open-lead counts are read after the lock, so they include the
-previous decision. (SQLite serialises writers anyway with BEGIN IMMEDIATE.)
+The snapshot is read outside any write transaction and the decision made there; the write
+transaction only stores it. A rotation row is updated only if its turn is still the one the
+decision was made on (``UPDATE … WHERE counter = <turn read>``): when another worker moved
+the rotation meanwhile, :class:`RoutingConflict` is raised and the transaction rolls back.
+The caller then decides again inside its write transaction, after :func:`lock_rotations`
+(so a busy dealer's workers take turns instead of retrying each other out). Either way no
+turn is handed out twice and none is skipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models.db import dialect_insert
+from models.policy import DealerPolicy
 from models.routing import Decision, LeadFacts, Person, RotationState, decide, keys_for
-from models.tables import Dealer, Lead, LeadActivity, RotationCounter, User
+from models.tables import Lead, LeadActivity, RotationCounter, User
 
 
-def load_people(session: Session, dealer_id: str) -> tuple[dict[str, Person], dict[str, User]]:
-    users = {u.username: u for u in session.scalars(select(User).where(User.dealer_id == dealer_id))}
+class RoutingConflict(Exception):
+    """The rotation moved between the snapshot and the write: decide again."""
+
+
+@dataclass(frozen=True)
+class RoutingSnapshot:
+    people: dict[str, Person]
+    user_ids: dict[str, int]
+    states: dict[str, RotationState]
+
+
+def snapshot(session: Session, policy: DealerPolicy) -> RoutingSnapshot:
+    """People (with their open leads now) and the rotations, as the decision needs them."""
+    users = list(session.scalars(select(User).where(User.dealer_id == policy.id)))
     open_counts = dict(
         session.execute(
             select(Lead.editor_id, func.count())
-            .where(Lead.dealer_id == dealer_id, Lead.status == "open", Lead.editor_id.is_not(None))
+            .where(Lead.dealer_id == policy.id, Lead.status == "open", Lead.editor_id.is_not(None))
             .group_by(Lead.editor_id)
         ).all()
     )
     people = {
-        name: Person(
-            username=name,
+        user.username: Person(
+            username=user.username,
             weight=user.weight,
             max_open=user.max_open,
             open_leads=int(open_counts.get(user.id, 0)),
@@ -40,40 +57,128 @@ def load_people(session: Session, dealer_id: str) -> tuple[dict[str, Person], di
             ),
             active=user.active,
         )
-        for name, user in users.items()
+        for user in users
     }
-    return people, users
+    keys = keys_for(policy.distribution)
+    rows = session.scalars(
+        select(RotationCounter).where(RotationCounter.dealer_id == policy.id, RotationCounter.key.in_(keys))
+    )
+    states = {
+        row.key: RotationState(turn=row.counter, credits=dict((row.state or {}).get("credits") or {}))
+        for row in rows
+    }
+    return RoutingSnapshot(people, {u.username: u.id for u in users}, states)
 
 
-def lock_rotations(session: Session, dealer_id: str, keys: list[str]) -> dict[str, RotationCounter]:
+def lock_rotations(session: Session, policy: DealerPolicy) -> None:
+    """Lock the dealer's rotation rows (in key order, so lockers never wait in a circle)."""
+    keys = keys_for(policy.distribution)
     for key in keys:
         session.execute(
             dialect_insert(session, RotationCounter)
-            .values(dealer_id=dealer_id, key=key, counter=0, state={})
+            .values(dealer_id=policy.id, key=key, counter=0, state={})
             .on_conflict_do_nothing(index_elements=["dealer_id", "key"])
         )
-    rows = session.scalars(
-        select(RotationCounter)
-        .where(RotationCounter.dealer_id == dealer_id, RotationCounter.key.in_(keys))
+    session.execute(
+        select(RotationCounter.key)
+        .where(RotationCounter.dealer_id == policy.id, RotationCounter.key.in_(keys))
         .order_by(RotationCounter.key)
         .with_for_update()
-    )
-    return {row.key: row for row in rows}
+    ).all()
 
 
-def previous_editor(session: Session, lead: Lead) -> str | None:
-    return session.scalar(
+def previous_editor(session: Session, contact_id: int | None, *, other_than: int | None = None) -> str | None:
+    """The editor of the contact's latest earlier lead (the "owner" rule)."""
+    if contact_id is None:
+        return None
+    query = (
         select(User.username)
         .join(Lead, Lead.editor_id == User.id)
-        .where(Lead.contact_id == lead.contact_id, Lead.id != lead.id)
-        .order_by(Lead.created_at.desc())
+        .where(Lead.contact_id == contact_id)
+        .order_by(Lead.created_at.desc(), Lead.id.desc())
         .limit(1)
+    )
+    if other_than is not None:
+        query = query.where(Lead.id != other_than)
+    return session.scalar(query)
+
+
+def decide_for(
+    policy: DealerPolicy,
+    snap: RoutingSnapshot,
+    facts: LeadFacts,
+    *,
+    now: datetime,
+    exclude: str | None = None,
+) -> Decision:
+    """``exclude``: a person who must not get it (the one it is redistributed away from)."""
+    people = dict(snap.people)
+    if exclude in people:
+        people[exclude] = replace(people[exclude], active=False)
+    return decide(facts, people, policy.distribution, now=now, timezone=policy.timezone, states=snap.states)
+
+
+def apply_decision(
+    session: Session,
+    policy: DealerPolicy,
+    lead: Lead,
+    decision: Decision,
+    user_ids: Mapping[str, int],
+    *,
+    now: datetime,
+    prefix: str = "",
+) -> None:
+    """Store the decision; :class:`RoutingConflict` when its rotation moved since the snapshot
+    (a decision that moved a rotation to turn N was made on turn N - 1)."""
+    if decision.rotation is not None and decision.rotation_key is not None:
+        key = decision.rotation_key
+        read = decision.rotation.turn - 1
+        if read == 0:
+            session.execute(
+                dialect_insert(session, RotationCounter)
+                .values(dealer_id=policy.id, key=key, counter=0, state={})
+                .on_conflict_do_nothing(index_elements=["dealer_id", "key"])
+            )
+        moved = session.execute(
+            update(RotationCounter)
+            .where(
+                RotationCounter.dealer_id == policy.id,
+                RotationCounter.key == key,
+                RotationCounter.counter == read,
+            )
+            .values(counter=decision.rotation.turn, state={"credits": decision.rotation.credits})
+        ).rowcount  # type: ignore[attr-defined]
+        if moved != 1:
+            raise RoutingConflict(f"rotation {key!r} of {policy.id} moved past turn {read}")
+    lead.editor_id = user_ids[decision.editor] if decision.editor else None
+    lead.group = decision.group
+    session.add(
+        LeadActivity(
+            lead_id=lead.id,
+            at=now,
+            kind="assigned",
+            text=prefix + decision.explain(),
+            data=decision.as_data(),
+        )
+    )
+
+
+def facts_of(lead: Lead, *, mailbox: str, previous: str | None) -> LeadFacts:
+    vehicle = lead.vehicle or {}
+    return LeadFacts(
+        source=lead.source.name if lead.source else "",
+        type=lead.type,
+        make=str(vehicle.get("make") or ""),
+        status=str(vehicle.get("status") or ""),
+        mailbox=mailbox,
+        language=lead.language or "",
+        previous_editor=previous,
     )
 
 
 def route_lead(
     session: Session,
-    dealer: Dealer,
+    policy: DealerPolicy,
     lead: Lead,
     *,
     mailbox: str,
@@ -81,37 +186,13 @@ def route_lead(
     exclude: str | None = None,
     prefix: str = "",
 ) -> Decision:
-    """``exclude``: a person who must not get it (the one it is redistributed away from)."""
-    distribution = dealer.config.get("distribution") or {}
-    rotations = lock_rotations(session, dealer.id, keys_for(distribution))
-    people, users = load_people(session, dealer.id)
-    if exclude in people:
-        people[exclude] = replace(people[exclude], active=False)
-    vehicle = lead.vehicle or {}
-    facts = LeadFacts(
-        source=lead.source.name if lead.source else "",
-        type=lead.type,
-        make=str(vehicle.get("make") or ""),
-        status=str(vehicle.get("status") or ""),
-        mailbox=mailbox,
-        language=lead.language or "",
-        previous_editor=previous_editor(session, lead),
+    """Snapshot, decision and write in the caller's transaction (a person's action)."""
+    snap = snapshot(session, policy)
+    facts = facts_of(
+        lead, mailbox=mailbox, previous=previous_editor(session, lead.contact_id, other_than=lead.id)
     )
-    states = {
-        key: RotationState(turn=row.counter, credits=dict((row.state or {}).get("credits") or {}))
-        for key, row in rotations.items()
-    }
-    decision = decide(facts, people, distribution, now=now, timezone=dealer.timezone, states=states)
-    if decision.rotation is not None and decision.rotation_key is not None:
-        row = rotations[decision.rotation_key]
-        row.counter = decision.rotation.turn
-        row.state = {"credits": decision.rotation.credits}
-    lead.editor_id = users[decision.editor].id if decision.editor else None
-    lead.group = decision.group
-    activity = LeadActivity(
-        lead_id=lead.id, at=now, kind="assigned", text=prefix + decision.explain(), data=decision.as_data()
-    )
-    session.add(activity)
+    decision = decide_for(policy, snap, facts, now=now, exclude=exclude)
+    apply_decision(session, policy, lead, decision, snap.user_ids, now=now, prefix=prefix)
     return decision
 
 
@@ -130,12 +211,12 @@ def reassign(session: Session, lead: Lead, username: str, *, by: str, reason: st
 
 
 def redistribute(
-    session: Session, dealer: Dealer, username: str, *, now: datetime
+    session: Session, policy: DealerPolicy, username: str, *, now: datetime
 ) -> list[tuple[int, str | None]]:
     """Route every open lead of ``username`` again, without them; (lead id, new editor) each."""
-    user = session.scalar(select(User).where(User.dealer_id == dealer.id, User.username == username))
+    user = session.scalar(select(User).where(User.dealer_id == policy.id, User.username == username))
     if user is None:
-        raise LookupError(f"no user {username!r} at dealer {dealer.id!r}")
+        raise LookupError(f"no user {username!r} at dealer {policy.id!r}")
     leads = list(
         session.scalars(
             select(Lead).where(Lead.editor_id == user.id, Lead.status == "open").order_by(Lead.created_at)
@@ -147,7 +228,7 @@ def redistribute(
         session.flush()
         decision = route_lead(
             session,
-            dealer,
+            policy,
             lead,
             mailbox="",
             now=now,

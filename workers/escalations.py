@@ -4,6 +4,12 @@ A pass takes the leads whose ``next_event_at`` has come (an index range scan: it
 is due, not what is open), locks them with SKIP LOCKED so a second scheduler takes others,
 and writes one ``escalation_events`` row per (lead, stage, due version) with INSERT … ON
 CONFLICT DO NOTHING: a stage whose row already exists never fires again, whatever runs twice.
+
+Like ingest, a pass prepares outside its write transactions: the events are claimed
+(``pending``) and the leads moved on in one short transaction, the notifications rendered
+outside it, then queued in a second one that marks the events ``sent``. A pass that dies in
+between leaves ``pending`` events; the next pass queues their mails (the outbox's unique
+purpose keeps that from doubling anything).
 """
 
 from __future__ import annotations
@@ -12,17 +18,20 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models.business_calendar import BusinessCalendar
 from models.db import Database, dialect_insert
-from models.escalation import EscalationRules, LeadClock, Step, first_due, plan
+from models.escalation import LeadClock, Step, first_due, plan
+from models.policy import DealerPolicy, policy_for
 from models.tables import Contact, Dealer, EscalationEvent, Lead, LeadActivity, User
-from workers.compose import build_notification, lead_summary
-from workers.lead_mail import lead_data, new_message_id, queue_outbound
+from workers import outbox
+from workers.render.context import lead_context
 
 log = logging.getLogger(__name__)
+
+# Events whose mails may still be missing after this long are queued again by the next pass.
+PENDING_RECOVERY_AFTER = timedelta(seconds=60)
 
 
 def clock_of(lead: Lead) -> LeadClock:
@@ -45,38 +54,25 @@ def _done(session: Session, lead: Lead) -> set[str]:
     )
 
 
-Policy = tuple[BusinessCalendar, EscalationRules]
-
-
-def policy_of(dealer: Dealer, cache: dict[str, Policy] | None = None) -> Policy:
-    """The dealer's calendar and escalation rules, parsed from its configuration once per pass."""
-    if cache is not None and dealer.id in cache:
-        return cache[dealer.id]
-    policy = (BusinessCalendar.from_config(dealer.config), EscalationRules.from_config(dealer.config))
-    if cache is not None:
-        cache[dealer.id] = policy
-    return policy
-
-
-def reschedule(session: Session, dealer: Dealer, lead: Lead, *, now: datetime) -> None:
+def reschedule(session: Session, policy: DealerPolicy, lead: Lead, *, now: datetime) -> None:
     """Recompute when the scheduler must look at the lead next."""
-    calendar, rules = policy_of(dealer)
-    steps, next_at = plan(clock_of(lead), rules, calendar, done=_done(session, lead), now=now)
+    steps, next_at = plan(
+        clock_of(lead), policy.escalation, policy.calendar, done=_done(session, lead), now=now
+    )
     lead.next_event_at = steps[0].fire_at if steps else next_at
 
 
-def set_first_due(session: Session, dealer: Dealer, lead: Lead, *, received_at: datetime) -> None:
-    calendar, rules = policy_of(dealer)
-    lead.due_at = first_due(received_at, calendar, rules)
+def set_first_due(session: Session, policy: DealerPolicy, lead: Lead, *, received_at: datetime) -> None:
+    lead.due_at = first_due(received_at, policy.calendar, policy.escalation)
     lead.due_kind, lead.due_version, lead.due_set_at = "stage1", 1, received_at
-    reschedule(session, dealer, lead, now=received_at)
+    reschedule(session, policy, lead, now=received_at)
 
 
-def change_due(session: Session, lead: Lead, when: datetime, *, by: str, now: datetime) -> None:
+def change_due(
+    session: Session, policy: DealerPolicy, lead: Lead, when: datetime, *, by: str, now: datetime
+) -> None:
     """A resubmission date set by the seller replaces the due date; the clock starts again."""
-    dealer = session.get(Dealer, lead.dealer_id)
-    assert dealer is not None
-    zone = policy_of(dealer)[0].zone  # people read the dealer's local time
+    zone = policy.calendar.zone  # people read the dealer's local time
     before = lead.due_at.astimezone(zone).isoformat() if lead.due_at else "none"
     lead.due_at, lead.due_kind, lead.due_set_at = when, "resubmission", now
     lead.due_version += 1
@@ -91,7 +87,7 @@ def change_due(session: Session, lead: Lead, when: datetime, *, by: str, now: da
             "(resubmission)",
         )
     )
-    reschedule(session, dealer, lead, now=now)
+    reschedule(session, policy, lead, now=now)
 
 
 @dataclass
@@ -102,21 +98,7 @@ class PassResult:
     outbound_ids: list[int] = field(default_factory=list)
 
 
-SUBJECTS = {
-    "de": {
-        "reminder": "Erinnerung: Lead #{id} ist bald fällig ({due})",
-        "stage1": "Eskalation Stufe 1: Lead #{id} ist überfällig",
-        "stage2": "Eskalation Stufe 2: Lead #{id} ({editor}) ist seit {since} überfällig",
-    },
-    "en": {
-        "reminder": "Reminder: lead #{id} is due soon ({due})",
-        "stage1": "Escalation stage 1: lead #{id} is overdue",
-        "stage2": "Escalation stage 2: lead #{id} ({editor}) has been overdue since {since}",
-    },
-}
-
-
-def _recipients(session: Session, dealer: Dealer, lead: Lead, stage: str) -> list[User]:
+def _recipients(session: Session, policy: DealerPolicy, lead: Lead, stage: str) -> list[User]:
     editor = session.get(User, lead.editor_id) if lead.editor_id else None
     supervisor = session.get(User, editor.supervisor_id) if editor and editor.supervisor_id else None
     if stage == "stage2" or editor is None:
@@ -125,64 +107,42 @@ def _recipients(session: Session, dealer: Dealer, lead: Lead, stage: str) -> lis
         # No editor (a pool lead) or no supervisor: the dealer's supervisors and admins.
         return list(
             session.scalars(
-                select(User).where(
-                    User.dealer_id == dealer.id, User.active, User.role.in_(("supervisor", "admin"))
-                )
+                select(User)
+                .where(User.dealer_id == policy.id, User.active, User.role.in_(("supervisor", "admin")))
+                .order_by(User.id)
             )
         )
     return [editor]
 
 
-def _fire(
-    session: Session,
-    dealer: Dealer,
-    lead: Lead,
-    step: Step,
-    policy: Policy,
-    now: datetime,
-    grace: timedelta,
-) -> list[int]:
-    calendar, rules = policy
-    lang = dealer.language if dealer.language in SUBJECTS else "en"
-    editor = session.get(User, lead.editor_id) if lead.editor_id else None
+def _mails(
+    session: Session, policy: DealerPolicy, lead: Lead, stage: str, recipients: list[User]
+) -> list[outbox.MailSpec]:
+    """The notifications of one stage, as plain data (rendered later, outside the transaction)."""
     contact = session.get(Contact, lead.contact_id)
+    editor = session.get(User, lead.editor_id) if lead.editor_id else None
     assert contact is not None
-    due_local = lead.due_at.astimezone(calendar.zone).strftime("%d.%m.%Y %H:%M") if lead.due_at else "-"
-    subject = SUBJECTS[lang][step.stage].format(
-        id=lead.id, due=due_local, editor=editor.name if editor else "Pool", since=due_local
-    )
-    legal = ((dealer.config.get("templates") or {}).get("default") or {}).get("legal_footer") or ""
-    text = lead_summary(lead_data(lead, contact, editor), lang=lang, legal_footer_html=legal)
-    ids: list[int] = []
-    recipients = _recipients(session, dealer, lead, step.stage)
-    for user in recipients:
-        message_id = new_message_id("esc", lead, dealer)
-        raw = build_notification(
-            text=f"{subject}\n\n{text}",
-            to=[user.email],
-            subject=subject,
-            message_id=message_id,
-            from_name=dealer.from_name,
-            from_address=dealer.from_address,
-            date=now,
-            origin=dealer.id,
+    context = lead_context(policy.config, lead, contact, editor, policy.language)
+    return [
+        outbox.MailSpec(
+            kind=stage,
+            purpose=f"escalation:{lead.id}:{stage}:{lead.due_version}:{user.username}",
+            to=(user.email,),
+            lang=policy.language,
+            context=context,
+            lead_id=lead.id,
+            activity_text=f"{{subject}}: sent to {user.username}",
         )
-        ids.append(
-            queue_outbound(
-                session,
-                dealer,
-                lead,
-                kind="notification",
-                raw=raw,
-                message_id=message_id,
-                purpose=f"escalation:{lead.id}:{step.stage}:{lead.due_version}:{user.username}",
-                envelope_from=dealer.from_address,
-                recipients=[user.email],
-                now=now,
-                grace=grace,
-                activity_text=f"{subject}: sent to {user.username}",
-            )
-        )
+        for user in recipients
+        if user.email
+    ]
+
+
+def _fire(
+    session: Session, policy: DealerPolicy, lead: Lead, step: Step, now: datetime
+) -> list[outbox.MailSpec]:
+    recipients = _recipients(session, policy, lead, step.stage)
+    mails = _mails(session, policy, lead, step.stage, recipients)
     kind = {"reminder": "reminder", "stage1": "escalated", "stage2": "escalated"}[step.stage]
     who = ", ".join(u.username for u in recipients) or "nobody (no supervisor configured)"
     session.add(
@@ -194,9 +154,10 @@ def _fire(
             text=f"{step.stage} due {step.nominal.isoformat()}: {who} informed",
         )
     )
-    if step.stage == "stage2" and rules.stage2_action != "inform":
+    action = policy.escalation.stage2_action
+    if step.stage == "stage2" and action != "inform":
         supervisor = recipients[0] if recipients else None
-        lead.editor_id = supervisor.id if rules.stage2_action == "supervisor" and supervisor else None
+        lead.editor_id = supervisor.id if action == "supervisor" and supervisor else None
         target = supervisor.username if lead.editor_id and supervisor else "the pool"
         session.add(
             LeadActivity(
@@ -207,25 +168,26 @@ def _fire(
                 text=f"Stage 2: moved to {target}",
             )
         )
-    return ids
+    return mails
+
+
+@dataclass
+class _Claimed:
+    policy: DealerPolicy
+    mails: list[outbox.MailSpec]
+    events: list[int]
 
 
 def process_lead(
-    session: Session,
-    lead: Lead,
-    *,
-    now: datetime,
-    grace: timedelta,
-    result: PassResult,
-    policies: dict[str, Policy] | None = None,
-) -> None:
-    dealer = session.get(Dealer, lead.dealer_id)
-    assert dealer is not None
-    policy = policy_of(dealer, policies)
-    calendar, rules = policy
-    steps, next_at = plan(clock_of(lead), rules, calendar, done=_done(session, lead), now=now)
+    session: Session, lead: Lead, policy: DealerPolicy, *, now: datetime, result: PassResult
+) -> _Claimed:
+    """Claim the lead's due stages (one event row each) and say which mails they send."""
+    steps, next_at = plan(
+        clock_of(lead), policy.escalation, policy.calendar, done=_done(session, lead), now=now
+    )
+    claimed = _Claimed(policy, [], [])
     for step in steps:
-        inserted = session.scalar(
+        event_id = session.scalar(
             dialect_insert(session, EscalationEvent)
             .values(
                 lead_id=lead.id,
@@ -233,15 +195,16 @@ def process_lead(
                 due_version=lead.due_version,
                 due_at=step.nominal,
                 fired_at=now,
-                outcome="sent" if step.fire else "skipped",
+                outcome="pending" if step.fire else "skipped",
             )
             .on_conflict_do_nothing(index_elements=["lead_id", "stage", "due_version"])
             .returning(EscalationEvent.id)
         )
-        if inserted is None:
+        if event_id is None:
             continue  # another scheduler fired it
         if step.fire:
-            result.outbound_ids += _fire(session, dealer, lead, step, policy, now, grace)
+            claimed.mails += _fire(session, policy, lead, step, now)
+            claimed.events.append(event_id)
             result.fired[step.stage] = result.fired.get(step.stage, 0) + 1
         else:
             result.skipped += 1
@@ -255,12 +218,60 @@ def process_lead(
                 )
             )
     lead.next_event_at = next_at
+    return claimed
 
 
-def run_pass(db: Database, *, now: datetime, grace: timedelta, batch: int = 500) -> PassResult:
+def _deliver(db: Database, claimed: list[_Claimed], *, now: datetime, grace: timedelta) -> list[int]:
+    """Render the claimed stages' mails (outside any transaction), then queue them and mark
+    their events sent in one short transaction."""
+    prepared = [outbox.prepare(c.policy, spec, now=now) for c in claimed for spec in c.mails]
+    events = [e for c in claimed for e in c.events]
+    ids: list[int] = []
+    with db.session() as session:
+        for mail in prepared:
+            outbound_id = outbox.queue(session, mail, now=now, grace=grace)
+            if outbound_id is not None:
+                ids.append(outbound_id)
+        if events:
+            session.execute(
+                update(EscalationEvent).where(EscalationEvent.id.in_(events)).values(outcome="sent")
+            )
+    return ids
+
+
+def _recover(db: Database, *, now: datetime, grace: timedelta) -> list[int]:
+    """Events left ``pending`` by a pass that died before queueing their mails."""
+    with db.session() as session:
+        events = list(
+            session.scalars(
+                select(EscalationEvent)
+                .where(
+                    EscalationEvent.outcome == "pending",
+                    EscalationEvent.fired_at < now - PENDING_RECOVERY_AFTER,
+                )
+                .limit(500)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        claimed = []
+        for event in events:
+            lead = session.get(Lead, event.lead_id)
+            if lead is None:
+                continue
+            dealer = session.get(Dealer, lead.dealer_id)
+            assert dealer is not None
+            policy = policy_for(dealer)
+            recipients = _recipients(session, policy, lead, event.stage)
+            claimed.append(
+                _Claimed(policy, _mails(session, policy, lead, event.stage, recipients), [event.id])
+            )
+    return _deliver(db, claimed, now=now, grace=grace) if claimed else []
+
+
+def run_pass(db: Database, *, now: datetime, grace: timedelta, batch: int = 200) -> PassResult:
     """One scheduler pass over what is due; repeat while a batch comes back full."""
     result = PassResult()
-    policies: dict[str, Policy] = {}
+    result.outbound_ids += _recover(db, now=now, grace=grace)
     while True:
         with db.session() as session:
             leads = list(
@@ -272,13 +283,20 @@ def run_pass(db: Database, *, now: datetime, grace: timedelta, batch: int = 500)
                     .with_for_update(skip_locked=True, of=Lead)
                 ).unique()
             )
-            for lead in leads:
-                process_lead(session, lead, now=now, grace=grace, result=result, policies=policies)
+            wanted = {lead.dealer_id for lead in leads}
+            dealers = {d.id: d for d in session.scalars(select(Dealer).where(Dealer.id.in_(wanted)))}
+            claimed = [
+                process_lead(session, lead, policy_for(dealers[lead.dealer_id]), now=now, result=result)
+                for lead in leads
+            ]
         result.leads += len(leads)
+        claimed = [c for c in claimed if c.mails or c.events]
+        if claimed:
+            result.outbound_ids += _deliver(db, claimed, now=now, grace=grace)
         if len(leads) < batch:
             return result
 
 
 def next_event(db: Database) -> datetime | None:
-    with db.session() as session:
+    with db.read() as session:
         return session.scalar(select(func.min(Lead.next_event_at)))

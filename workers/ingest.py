@@ -1,10 +1,25 @@
-"""A stored inbound message becomes what it means, in one transaction, safe to repeat:
+"""A stored inbound message becomes what it means, safe to repeat:
 
 - automatic mail (bounce, auto-reply, bulk, saved-search alert): ``ignored`` with the reason;
 - a customer's reply to our mail: an activity on its lead;
 - each enquiry in it: a contact (matched by email, then phone) and either an activity on the
-  contact's open lead or a new lead, assigned by rotation and answered by the autoresponder;
+  contact's open lead or a new lead, routed, with its due date, answered by the
+  autoresponder, forwarded to the dealer and announced to its editor;
 - a mail nobody can make sense of: ``unrecognised``, waiting for a person.
+
+Prepare, then commit briefly. The expensive work runs outside any write transaction (on
+SQLite a write transaction locks the whole database): parsing and recognition, the routing
+decision on a read snapshot, and rendering the mails. The writes are two short transactions
+that re-check the row's state first:
+
+1. contacts, leads (with the routing decision, stored only if the rotation did not move
+   meanwhile: :class:`workers.assign.RoutingConflict` means decide again), due dates,
+   activities; the message becomes ``routed`` when a new lead's mails are still to be written;
+2. after rendering: the outbox rows, and the message becomes ``processed``.
+
+A worker that dies between them leaves a ``routed`` message that the sweeper hands back;
+ingest then only writes the mails still missing (every outbox row has a unique purpose). A
+lost race drops the prepared work; unique keys keep anything from being written twice.
 """
 
 from __future__ import annotations
@@ -13,26 +28,26 @@ import hashlib
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from intake.parsing.classify import Classification
+from intake.parsing.classify import is_no_reply
 from intake.parsing.enquiry import Enquiry
 from intake.parsing.extract import Extraction, extract
 from intake.parsing.mime import ParsedMail, parse_mail
+from intake.parsing.our_mail import OUR_HEADER, reply_address
 from intake.store import mailbox_key
-from models.autoresponse_gate import autoresponse_gate
-from models.contacts import normalise_email, normalise_phone
-from models.db import dialect_insert
-from models.durations import parse_duration
+from models.autoresponse_gate import AnswerFacts, autoresponse_gate
+from models.db import Database, dialect_insert
+from models.policy import DealerPolicy, load_policy
+from models.routing import Decision, LeadFacts
 from models.tables import (
     INBOUND_FINAL_STATES,
     Contact,
-    Dealer,
     InboundMessage,
     Lead,
     LeadActivity,
@@ -40,15 +55,25 @@ from models.tables import (
     Source,
     User,
 )
-from workers.assign import route_lead
-from workers.compose import build_message, render_mail
+from workers import outbox
+from workers.assign import (
+    RoutingConflict,
+    apply_decision,
+    decide_for,
+    lock_rotations,
+    previous_editor,
+    snapshot,
+)
+from workers.contacts import find_contact, identities, lock_identities, match_contact
 from workers.escalations import set_first_due
-from workers.lead_mail import new_message_id, queue_lead_mails, queue_outbound
-from workers.mail_context import context_for
+from workers.render.context import lead_context
 
 log = logging.getLogger(__name__)
 
 RESEND_WINDOW = timedelta(days=30)
+# Envelope senders we know as given by the sending server: an empty one there is the null
+# sender <>. (IMAP and file imports have no envelope: "" means unknown there.)
+ENVELOPE_VIAS = ("smtp", "lmtp", "deliver")
 
 
 @dataclass(frozen=True)
@@ -62,23 +87,134 @@ class Timing:
 @dataclass
 class IngestResult:
     state: str
-    lead_ids: list[int] = field(default_factory=list)
+    lead_ids: list[int] = field(default_factory=list)  # every lead the message touched
     outbound_ids: list[int] = field(default_factory=list)
+    new_lead_ids: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Understood:
+    """What recognition made of a mail (pure work, done before any transaction)."""
+
+    parsed: ParsedMail
+    extraction: Extraction
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    """Who gets a new lead, decided on a snapshot; valid while the facts it used still hold."""
+
+    decision: Decision
+    previous_editor: str | None  # the owner rule's fact about the contact
+    user_ids: dict[str, int]
+
+
+@dataclass
+class LeadMails:
+    specs: list[outbox.MailSpec] = field(default_factory=list)
+    # Autoresponses the gate refused: lead id → why.
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The stored message's facts that ingest needs, copied out of its transaction."""
+
+    id: int
+    dealer_id: str
+    raw: bytes
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    via: str
+    received_at: datetime
+
+    @classmethod
+    def of(cls, row: InboundMessage) -> Envelope:
+        return cls(
+            row.id,
+            row.dealer_id,
+            row.raw,
+            row.envelope_from,
+            tuple(row.envelope_to),
+            row.via,
+            row.received_at,
+        )
+
+    @property
+    def mailbox(self) -> str:
+        return mailbox_key(self.envelope_to[0]) if self.envelope_to else ""
+
+
+def understand(raw: bytes, policy: DealerPolicy, envelope_to: Sequence[str]) -> Understood:
+    parsed = parse_mail(raw)
+    return Understood(parsed, extract(parsed, dealer_sources=policy.source_rules, envelope_to=envelope_to))
+
+
+# -- the pipeline's entry ----------------------------------------------------------------------
 def ingest_message(
-    session: Session, inbound_id: int, *, now: datetime, timing: Timing = Timing()
+    db: Database, inbound_id: int, *, now: datetime, timing: Timing = Timing()
 ) -> IngestResult:
-    # FOR UPDATE serialises two workers on the same row (PostgreSQL); on SQLite the
-    # BEGIN IMMEDIATE of every transaction does the same.
-    row = session.get(InboundMessage, inbound_id, with_for_update=True)
-    if row is None:
-        return IngestResult("missing")
-    if row.state in INBOUND_FINAL_STATES:
-        return IngestResult(row.state)
-    return process_inbound(session, row, now=now, timing=timing)
+    """One stored message through ingest, in short transactions of its own (see the module)."""
+    with db.read() as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            return IngestResult("missing")
+        if row.state in INBOUND_FINAL_STATES:
+            return IngestResult(row.state)
+        envelope = Envelope.of(row)
+        policy = load_policy(session, row.dealer_id)
+        routed = _lead_ids_of(session, inbound_id)
+    understood = understand(envelope.raw, policy, envelope.envelope_to)
+    if routed:  # a worker died after writing the leads: write the mails still missing
+        return _finish_with_mails(db, envelope, policy, understood, routed, now, timing)
+    with db.read() as session:
+        plans = plan_routing(session, policy, understood, envelope, now=now)
+    try:
+        with db.session() as session:
+            written = write_inbound(session, envelope, policy, understood, plans, now=now, timing=timing)
+    except RoutingConflict as exc:
+        # Another worker routed for this dealer meanwhile: decide again, this time holding the
+        # dealer's rotation rows, which guarantees progress however busy the dealer is.
+        log.debug("inbound %s: %s; deciding again under the rotation lock", inbound_id, exc)
+        with db.session() as session:
+            # Customers first, rotations second: the order every ingest takes its locks in.
+            for enquiry in understood.extraction.enquiries:
+                email, phones = identities(enquiry.customer, policy.country)
+                lock_identities(session, policy.id, [email, *phones] if email else phones)
+            lock_rotations(session, policy)
+            plans = plan_routing(session, policy, understood, envelope, now=now)
+            written = write_inbound(session, envelope, policy, understood, plans, now=now, timing=timing)
+    if written.state != "routed":
+        return written
+    return _finish_with_mails(db, envelope, policy, understood, written.new_lead_ids, now, timing)
 
 
+def _lead_ids_of(session: Session, inbound_id: int) -> list[int]:
+    return list(session.scalars(select(Lead.id).where(Lead.inbound_id == inbound_id).order_by(Lead.ordinal)))
+
+
+def _finish_with_mails(
+    db: Database,
+    envelope: Envelope,
+    policy: DealerPolicy,
+    understood: Understood,
+    lead_ids: list[int],
+    now: datetime,
+    timing: Timing,
+) -> IngestResult:
+    with db.read() as session:
+        mails = lead_mails(session, policy, lead_ids, envelope, understood, now, timing)
+    prepared = [outbox.prepare(policy, spec, now=now) for spec in mails.specs]  # rendering: no transaction
+    with db.session() as session:
+        row = session.get(InboundMessage, envelope.id, with_for_update=True)
+        if row is None or row.state in INBOUND_FINAL_STATES:
+            return IngestResult(row.state if row else "missing", lead_ids)
+        ids = queue_mails(session, policy, prepared, mails.skipped, now=now, timing=timing)
+        finish_inbound(row, "processed", understood.extraction.reason or None, now)
+    return IngestResult("processed", lead_ids, ids, lead_ids)
+
+
+# -- in one session (a person's action: reparse, a lead made by hand) ----------------------------
 def process_inbound(
     session: Session,
     row: InboundMessage,
@@ -86,18 +222,113 @@ def process_inbound(
     now: datetime,
     timing: Timing,
     force_source: str | None = None,
+    understood: Understood | None = None,
 ) -> IngestResult:
-    dealer = session.get(Dealer, row.dealer_id)
-    assert dealer is not None
-    parsed = parse_mail(row.raw)
-    extraction = extract(
-        parsed, dealer_sources=dealer.config.get("sources") or [], envelope_to=row.envelope_to
+    """The whole of ingest in the caller's transaction."""
+    policy = load_policy(session, row.dealer_id)
+    envelope = Envelope.of(row)
+    if understood is None:
+        understood = understand(envelope.raw, policy, envelope.envelope_to)
+    if force_source:
+        for enquiry in understood.extraction.enquiries:
+            enquiry.source = force_source
+    plans = plan_routing(session, policy, understood, envelope, now=now)
+    written = write_inbound(session, envelope, policy, understood, plans, now=now, timing=timing, again=True)
+    if written.state != "routed":
+        return written
+    mails = lead_mails(session, policy, written.new_lead_ids, envelope, understood, now, timing)
+    prepared = [outbox.prepare(policy, spec, now=now) for spec in mails.specs]
+    written.outbound_ids = queue_mails(session, policy, prepared, mails.skipped, now=now, timing=timing)
+    finish_inbound(row, "processed", understood.extraction.reason or None, now)
+    written.state = "processed"
+    return written
+
+
+def finish_inbound(row: InboundMessage, state: str, reason: str | None, now: datetime) -> None:
+    row.state = state
+    row.reason = reason
+    row.error = None
+    row.next_attempt_at = None
+    row.updated_at = now
+
+
+# -- the routing decision, on a read snapshot ---------------------------------------------------
+def _open_lead(session: Session, dealer_id: str, contact_id: int) -> Lead | None:
+    return session.scalar(
+        select(Lead)
+        .where(Lead.dealer_id == dealer_id, Lead.contact_id == contact_id, Lead.status == "open")
+        .order_by(Lead.last_activity_at.desc())
+        .limit(1)
     )
+
+
+def plan_routing(
+    session: Session,
+    policy: DealerPolicy,
+    understood: Understood,
+    envelope: Envelope,
+    *,
+    now: datetime,
+) -> list[RoutingPlan | None]:
+    """For each enquiry that will be a new lead, who gets it (``None``: it will not be one)."""
+    extraction = understood.extraction
+    if extraction.kind != "lead" or not extraction.enquiries or _reply_target(session, policy.id, extraction):
+        return []
+    snap = snapshot(session, policy)
+    plans: list[RoutingPlan | None] = []
+    for enquiry in extraction.enquiries:
+        email, phones = identities(enquiry.customer, policy.country)
+        contact = find_contact(session, policy.id, email, phones)
+        if _resent_lead(session, policy.id, enquiry, envelope, now) is not None or (
+            contact is not None and _open_lead(session, policy.id, contact.id) is not None
+        ):
+            plans.append(None)
+            continue
+        previous = previous_editor(session, contact.id if contact else None)
+        facts = LeadFacts(
+            source=enquiry.source[:100],
+            type=enquiry.type,
+            make=enquiry.vehicle.make,
+            status=enquiry.vehicle.status,
+            mailbox=envelope.mailbox,
+            language=enquiry.language or policy.language,
+            previous_editor=previous,
+        )
+        decision = decide_for(policy, snap, facts, now=now)
+        plans.append(RoutingPlan(decision, previous, snap.user_ids))
+        # Several new leads in one mail: each decision sees the ones before it.
+        if decision.rotation is not None and decision.rotation_key is not None:
+            snap.states[decision.rotation_key] = decision.rotation
+        if decision.editor:
+            person = snap.people[decision.editor]
+            snap.people[decision.editor] = replace(person, open_leads=person.open_leads + 1)
+    return plans
+
+
+# -- write 1: contacts, leads, activities -------------------------------------------------------
+def write_inbound(
+    session: Session,
+    envelope: Envelope,
+    policy: DealerPolicy,
+    understood: Understood,
+    plans: list[RoutingPlan | None],
+    *,
+    now: datetime,
+    timing: Timing,
+    again: bool = False,
+) -> IngestResult:
+    """``again``: a person asked to recognise an ``unrecognised`` mail once more."""
+    row = session.get(InboundMessage, envelope.id, with_for_update=True)
+    if row is None:
+        return IngestResult("missing")
+    if row.state in INBOUND_FINAL_STATES and not (again and row.state == "unrecognised"):
+        return IngestResult(row.state)
+    parsed, extraction = understood.parsed, understood.extraction
     if extraction.kind in ("auto_reply", "bounce", "bulk"):
         finish_inbound(row, "ignored", f"{extraction.kind}: {extraction.reason}", now)
         return IngestResult("ignored")
 
-    replied = _lead_replied_to(session, dealer.id, extraction)
+    replied = _reply_target(session, policy.id, extraction)
     if replied is not None:
         text = _strip_quote(parsed.body_text)[:20000]
         _activity(session, replied, now, "customer_reply", text or parsed.subject, inbound_id=row.id)
@@ -110,25 +341,23 @@ def process_inbound(
         return IngestResult("unrecognised")
 
     result = IngestResult("processed")
+    new_leads = 0
     for ordinal, enquiry in enumerate(extraction.enquiries):
-        if force_source:
-            enquiry.source = force_source
-        lead, outbound_ids = apply_enquiry(session, dealer, row, parsed, enquiry, ordinal, now, timing)
+        plan = plans[ordinal] if ordinal < len(plans) else None
+        lead, new = _apply_enquiry(session, policy, envelope, parsed, enquiry, ordinal, plan, now)
         result.lead_ids.append(lead.id)
-        result.outbound_ids += outbound_ids
-    finish_inbound(row, "processed", extraction.reason or None, now)
+        new_leads += new
+    if new_leads:
+        # The mails are still to be written: not final, so the sweeper comes back if we die.
+        row.state, row.next_attempt_at, row.updated_at = "routed", now + timing.grace, now
+        result.state = "routed"
+        result.new_lead_ids = _lead_ids_of(session, row.id)
+    else:
+        finish_inbound(row, "processed", extraction.reason or None, now)
     return result
 
 
-def finish_inbound(row: InboundMessage, state: str, reason: str | None, now: datetime) -> None:
-    row.state = state
-    row.reason = reason
-    row.error = None
-    row.next_attempt_at = None
-    row.updated_at = now
-
-
-def _activity(session: Session, lead: Lead, now: datetime, kind: str, text: str, **extra: Any) -> None:
+def _activity(session: Session, lead: Lead, now: datetime, kind: str, text: str, **extra: object) -> None:
     session.add(LeadActivity(lead_id=lead.id, at=now, kind=kind, text=text, data={}, **extra))
 
 
@@ -147,7 +376,8 @@ def _strip_quote(text: str) -> str:
     return "\n".join(kept).strip() or text.strip()
 
 
-def _lead_replied_to(session: Session, dealer_id: str, extraction: Extraction) -> Lead | None:
+def _reply_target(session: Session, dealer_id: str, extraction: Extraction) -> Lead | None:
+    """The lead a customer's reply to our mail belongs to."""
     if extraction.reply_token:
         lead = session.scalar(
             select(Lead).where(Lead.dealer_id == dealer_id, Lead.reply_token == extraction.reply_token)
@@ -171,7 +401,7 @@ def fingerprint(enquiry: Enquiry) -> str:
     words = " ".join(re.findall(r"\w+", enquiry.message.lower()))[:2000]
     parts = [
         enquiry.source.lower(),
-        normalise_email(enquiry.customer.email),
+        enquiry.customer.email.strip().lower(),
         ",".join(sorted(re.sub(r"\D", "", p) for p in enquiry.customer.phones)),
         enquiry.vehicle.make.lower(),
         enquiry.vehicle.model.lower(),
@@ -183,59 +413,26 @@ def fingerprint(enquiry: Enquiry) -> str:
 
 
 def _resent_lead(
-    session: Session, dealer_id: str, enquiry: Enquiry, digest: str, now: datetime
+    session: Session, dealer_id: str, enquiry: Enquiry, envelope: Envelope, now: datetime
 ) -> Lead | None:
+    """The lead this enquiry already made: the same sender's lead id (ADF, call), the same
+    content within 30 days, or the same Message-ID (a relay's retry with another Received:)."""
     conditions: list[ColumnElement[bool]] = [
-        (Lead.fingerprint == digest) & (Lead.created_at >= now - RESEND_WINDOW)
+        (Lead.fingerprint == fingerprint(enquiry)) & (Lead.created_at >= now - RESEND_WINDOW)
     ]
     if enquiry.external_id:
         conditions.append(Lead.external_id == enquiry.external_id)
+    message_id = session.scalar(select(InboundMessage.message_id).where(InboundMessage.id == envelope.id))
+    if message_id:
+        twins = select(InboundMessage.id).where(
+            InboundMessage.dealer_id == dealer_id,
+            InboundMessage.message_id == message_id,
+            InboundMessage.id != envelope.id,
+        )
+        conditions.append(Lead.inbound_id.in_(twins))
     return session.scalar(
         select(Lead).where(Lead.dealer_id == dealer_id, or_(*conditions)).order_by(Lead.id).limit(1)
     )
-
-
-def match_contact(session: Session, dealer: Dealer, enquiry: Enquiry, now: datetime) -> Contact:
-    """Email first, then phone (E.164, the dealer's country as default region); merge new
-    details without overwriting good ones with empty ones."""
-    customer = enquiry.customer
-    email = normalise_email(customer.email) if customer.email else ""
-    phones = [p for p in (normalise_phone(raw, dealer.country) for raw in customer.phones) if p]
-    contact = None
-    if email:
-        contact = session.scalar(
-            select(Contact)
-            .where(Contact.dealer_id == dealer.id, Contact.email == email)
-            .order_by(Contact.id)
-            .limit(1)
-        )
-    if contact is None and phones:
-        contact = session.scalar(
-            select(Contact)
-            .where(Contact.dealer_id == dealer.id, Contact.phone.in_(phones))
-            .order_by(Contact.id)
-            .limit(1)
-        )
-    if contact is None:
-        contact = Contact(dealer_id=dealer.id, created_at=now, updated_at=now, details={})
-        session.add(contact)
-    details = dict(contact.details or {})
-    for key in ("first_name", "last_name", "salutation", "street", "postal_code", "city"):
-        value = getattr(customer, key)
-        if value and not details.get(key):
-            details[key] = value
-    known = list(details.get("phones") or [])
-    details["phones"] = known + [p for p in phones if p not in known]
-    contact.details = details
-    if customer.display_name and not contact.name:
-        contact.name = customer.display_name[:200]
-    if email and not contact.email:
-        contact.email = email
-    if phones and not contact.phone:
-        contact.phone = phones[0]
-    contact.updated_at = now
-    session.flush()
-    return contact
 
 
 def _source_id(session: Session, dealer_id: str, name: str) -> int | None:
@@ -249,21 +446,23 @@ def _source_id(session: Session, dealer_id: str, name: str) -> int | None:
     return session.scalar(select(Source.id).where(Source.dealer_id == dealer_id, Source.name == name[:100]))
 
 
-def apply_enquiry(
+def _apply_enquiry(
     session: Session,
-    dealer: Dealer,
-    row: InboundMessage,
+    policy: DealerPolicy,
+    envelope: Envelope,
     parsed: ParsedMail,
     enquiry: Enquiry,
     ordinal: int,
+    plan: RoutingPlan | None,
     now: datetime,
-    timing: Timing,
-) -> tuple[Lead, list[int]]:
-    """The enquiry as a resend, an activity on an open lead, or a new routed lead; returns the
-    lead and the outbox rows written (answer, forward, notification)."""
-    digest = fingerprint(enquiry)
-    resent = _resent_lead(session, dealer.id, enquiry, digest, now)
+) -> tuple[Lead, bool]:
+    """The enquiry as a resend, an activity on an open lead, or a new routed lead; the lead and
+    whether it is new. :class:`RoutingConflict` when the plan no longer fits what is there."""
+    contact = match_contact(session, policy.id, policy.country, enquiry.customer, now)
+    resent = _resent_lead(session, policy.id, enquiry, envelope, now)
     if resent is not None:
+        if plan is not None:
+            raise RoutingConflict(f"lead {resent.id} appeared meanwhile")
         why = "ADF status resend" if enquiry.resend else "same enquiry as before"
         _activity(
             session,
@@ -271,38 +470,35 @@ def apply_enquiry(
             now,
             "resent",
             f"The enquiry arrived again ({why}); no new lead.",
-            inbound_id=row.id,
+            inbound_id=envelope.id,
         )
-        return resent, []
-
-    contact = match_contact(session, dealer, enquiry, now)
-    open_lead = session.scalar(
-        select(Lead)
-        .where(Lead.dealer_id == dealer.id, Lead.contact_id == contact.id, Lead.status == "open")
-        .order_by(Lead.last_activity_at.desc())
-        .limit(1)
-    )
+        return resent, False
+    open_lead = _open_lead(session, policy.id, contact.id)
     if open_lead is not None:
+        if plan is not None:
+            raise RoutingConflict(f"lead {open_lead.id} of the contact appeared meanwhile")
         text = f"New enquiry ({enquiry.type}): {parsed.subject}\n{enquiry.message}".strip()
-        _activity(session, open_lead, now, "enquiry", text[:20000], inbound_id=row.id)
+        _activity(session, open_lead, now, "enquiry", text[:20000], inbound_id=envelope.id)
         open_lead.last_activity_at = now
         if not open_lead.vehicle and not enquiry.vehicle.is_empty():
             open_lead.vehicle = enquiry.vehicle.as_dict()
         _activity(
             session, open_lead, now, "autoresponse_skipped", "follow-up on an open lead: not answered again"
         )
-        return open_lead, []
+        return open_lead, False
+    if plan is None or previous_editor(session, contact.id) != plan.previous_editor:
+        raise RoutingConflict("the contact's history changed since the routing decision")
 
     lead = Lead(
-        dealer_id=dealer.id,
+        dealer_id=policy.id,
         contact_id=contact.id,
-        inbound_id=row.id,
+        inbound_id=envelope.id,
         ordinal=ordinal,
         type=enquiry.type,
-        source_id=_source_id(session, dealer.id, enquiry.source),
+        source_id=_source_id(session, policy.id, enquiry.source),
         group="default",
         status="open",
-        language=enquiry.language or dealer.language,
+        language=enquiry.language or policy.language,
         subject=parsed.subject[:500] or None,
         message=enquiry.message[:20000],
         vehicle=enquiry.vehicle.as_dict(),
@@ -310,7 +506,7 @@ def apply_enquiry(
         links=enquiry.links,
         format=enquiry.format,
         external_id=enquiry.external_id[:300] or None,
-        fingerprint=digest,
+        fingerprint=fingerprint(enquiry),
         reply_token=secrets.token_hex(8),
         created_at=now,
         last_activity_at=now,
@@ -323,90 +519,176 @@ def apply_enquiry(
         lead,
         now,
         "received",
-        f"Received via {row.via} from {who} ({enquiry.format}, {enquiry.source or 'no source'})",
-        inbound_id=row.id,
+        f"Received via {envelope.via} from {who} ({enquiry.format}, {enquiry.source or 'no source'})",
+        inbound_id=envelope.id,
+    )
+    apply_decision(session, policy, lead, plan.decision, plan.user_ids, now=now)
+    set_first_due(session, policy, lead, received_at=envelope.received_at)
+    return lead, True
+
+
+# -- the mails of a new lead --------------------------------------------------------------------
+def lead_mails(
+    session: Session,
+    policy: DealerPolicy,
+    lead_ids: list[int],
+    envelope: Envelope,
+    understood: Understood,
+    now: datetime,
+    timing: Timing,
+) -> LeadMails:
+    """Forward, new-lead notification and autoresponse of new leads, as plain data."""
+    mails = LeadMails()
+    for lead_id in lead_ids:
+        lead = session.get(Lead, lead_id)
+        assert lead is not None
+        contact = session.get(Contact, lead.contact_id)
+        assert contact is not None
+        editor = session.get(User, lead.editor_id) if lead.editor_id else None
+        mails.specs += _staff_mails(policy, lead, contact, editor, envelope)
+        answer = _autoresponse(
+            session, policy, lead, contact, editor, envelope, understood.parsed, now, timing
+        )
+        if isinstance(answer, str):
+            mails.skipped[lead.id] = answer
+        else:
+            mails.specs.append(answer)
+    return mails
+
+
+def _staff_mails(
+    policy: DealerPolicy, lead: Lead, contact: Contact, editor: User | None, envelope: Envelope
+) -> list[outbox.MailSpec]:
+    staff = lead_context(policy.config, lead, contact, editor, policy.language)
+    specs: list[outbox.MailSpec] = []
+    if policy.forward_to:
+        specs.append(
+            outbox.MailSpec(
+                kind="forward",
+                purpose=f"forward:lead:{lead.id}",
+                to=tuple(policy.forward_to),
+                lang=policy.language,
+                context=staff,
+                lead_id=lead.id,
+                reply_to=contact.email or None,
+                original=envelope.raw,
+            )
+        )
+    if editor is not None and editor.email:
+        specs.append(
+            outbox.MailSpec(
+                kind="notification",
+                purpose=f"notification:new:lead:{lead.id}:{editor.username}",
+                to=(editor.email,),
+                lang=policy.language,
+                context=staff,
+                lead_id=lead.id,
+            )
+        )
+    return specs
+
+
+def _answer_facts(
+    policy: DealerPolicy, envelope: Envelope, parsed: ParsedMail, recipient: str, last: datetime | None
+) -> AnswerFacts:
+    ours = {a.lower() for a in (*policy.mailboxes, policy.sender_address)}
+    return AnswerFacts(
+        kind="lead",
+        kind_reason="",
+        our_mail=bool(parsed.header(OUR_HEADER)),
+        recipient=recipient,
+        recipient_takes_replies=not is_no_reply(recipient),
+        recipient_is_ours=mailbox_key(recipient) in ours,
+        null_sender=parsed.return_path == ""
+        or (envelope.via in ENVELOPE_VIAS and envelope.envelope_from == ""),
+        auto_response_suppress=parsed.header("x-auto-response-suppress").lower(),
+        last_autoresponse_at=last,
+        window=policy.autoresponse_window,
     )
 
-    mailbox = mailbox_key(row.envelope_to[0]) if row.envelope_to else ""
-    route_lead(session, dealer, lead, mailbox=mailbox, now=now)
-    set_first_due(session, dealer, lead, received_at=row.received_at)
-    editor = session.get(User, lead.editor_id) if lead.editor_id else None
-    outbound = queue_lead_mails(session, dealer, lead, contact, editor, row, now=now, grace=timing.grace)
-    answer = _autoresponse(session, dealer, lead, contact, editor, row, parsed, now, timing)
-    return lead, ([answer] if answer is not None else []) + outbound
 
-
-def reply_address(mailbox: str, token: str) -> str:
-    local, _, domain = mailbox.partition("@")
-    return f"{local}+r-{token}@{domain}"
+def _last_autoresponse(
+    session: Session, dealer_id: str, recipient: str, *, other_than: str
+) -> datetime | None:
+    return session.scalar(
+        select(func.max(OutboundMessage.created_at)).where(
+            OutboundMessage.dealer_id == dealer_id,
+            OutboundMessage.kind == "autoresponse",
+            OutboundMessage.recipient == recipient,
+            OutboundMessage.purpose != other_than,
+        )
+    )
 
 
 def _autoresponse(
     session: Session,
-    dealer: Dealer,
+    policy: DealerPolicy,
     lead: Lead,
     contact: Contact,
     editor: User | None,
-    row: InboundMessage,
+    envelope: Envelope,
     parsed: ParsedMail,
     now: datetime,
     timing: Timing,
-) -> int | None:
+) -> outbox.MailSpec | str:
+    """The autoresponse, or why the gate refused it."""
     recipient = contact.email or ""
-    last = session.scalar(
-        select(func.max(OutboundMessage.created_at)).where(
-            OutboundMessage.dealer_id == dealer.id,
-            OutboundMessage.kind == "autoresponse",
-            OutboundMessage.recipient == recipient,
-        )
-    )
-    gate = autoresponse_gate(
-        parsed,
-        Classification("lead"),
-        recipient=recipient,
-        envelope_from=row.envelope_from,
-        last_autoresponse_at=last,
-        window=parse_duration(dealer.config.get("autoresponse_window") or "24h"),
-        now=now,
-    )
+    purpose = f"autoresponse:lead:{lead.id}"
+    last = _last_autoresponse(session, policy.id, recipient, other_than=purpose)
+    gate = autoresponse_gate(_answer_facts(policy, envelope, parsed, recipient, last), now=now)
     if not gate.send:
-        _activity(session, lead, now, "autoresponse_skipped", gate.reason)
-        return None
-    lang = lead.language or dealer.language
-    context = context_for(dealer, lead, contact, editor, lang)
-    rendered = render_mail(
-        templates=dealer.config.get("templates") or {},
-        group=lead.group,
-        lang=lang,
-        default_lang=dealer.language,
-        context=context,
-    )
-    message_id = new_message_id("ar", lead, dealer)
-    raw = build_message(
-        rendered,
-        from_name=dealer.from_name,
-        from_address=dealer.from_address,
-        to=recipient,
-        message_id=message_id,
-        date=now,
-        origin=dealer.id,
-        in_reply_to=parsed.message_id or None,
-        references=parsed.references,
-        auto_submitted="auto-replied",
-        reply_to=reply_address(dealer.from_address, lead.reply_token or ""),
-    )
-    # RFC 3834 §3.3: the null envelope sender, so nothing bounces back to a robot.
-    return queue_outbound(
-        session,
-        dealer,
-        lead,
+        return gate.reason
+    lang = lead.language or policy.language
+    return outbox.MailSpec(
         kind="autoresponse",
-        purpose=f"autoresponse:lead:{lead.id}",
-        raw=raw,
-        message_id=message_id,
-        envelope_from="",
-        recipients=[recipient],
-        now=now,
-        grace=timing.grace,
+        purpose=purpose,
+        to=(recipient,),
+        lang=lang,
+        context=lead_context(policy.config, lead, contact, editor, lang),
+        lead_id=lead.id,
+        group=lead.group,
+        envelope_from="",  # RFC 3834 §3.3: the null sender, so nothing bounces back to a robot
+        reply_to=reply_address(policy.sender_address, lead.reply_token or ""),
+        in_reply_to=parsed.message_id or None,
+        references=tuple(parsed.references),
         expires_at=now + timing.autoresponse_max_age,
     )
+
+
+# -- write 2: the outbox ------------------------------------------------------------------------
+def queue_mails(
+    session: Session,
+    policy: DealerPolicy,
+    prepared: list[outbox.PreparedMail],
+    skipped: dict[int, str],
+    *,
+    now: datetime,
+    timing: Timing,
+) -> list[int]:
+    """Queue the prepared mails and record the autoresponses the gate refused; one whose
+    recipient got another autoresponse since it was prepared is skipped too (RFC 3834 §2)."""
+    for lead_id, why in skipped.items():
+        _skip(session, lead_id, why, now)
+    ids: list[int] = []
+    for mail in prepared:
+        spec = mail.spec
+        if spec.kind == "autoresponse" and spec.lead_id is not None and spec.to:
+            last = _last_autoresponse(session, policy.id, spec.to[0].lower(), other_than=spec.purpose)
+            if last is not None and now - last < policy.autoresponse_window:
+                _skip(session, spec.lead_id, f"{spec.to[0]} got an autoresponse at {last.isoformat()}", now)
+                continue
+        outbound_id = outbox.queue(session, mail, now=now, grace=timing.grace)
+        if outbound_id is not None and mail.raw is not None:
+            ids.append(outbound_id)
+    return ids
+
+
+def _skip(session: Session, lead_id: int, why: str, now: datetime) -> None:
+    """Record a refused autoresponse once (a resumed ingest must not record it again)."""
+    done = session.scalar(
+        select(LeadActivity.id)
+        .where(LeadActivity.lead_id == lead_id, LeadActivity.kind == "autoresponse_skipped")
+        .limit(1)
+    )
+    if done is None:
+        session.add(LeadActivity(lead_id=lead_id, at=now, kind="autoresponse_skipped", text=why, data={}))

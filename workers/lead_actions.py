@@ -1,4 +1,5 @@
-"""What people do with a lead: answer the customer, note, complete. Each is recorded."""
+"""What people do with a lead: reassign, set a due date, answer the customer, note, complete,
+reopen. Each is recorded on the lead's timeline with who did it."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from models.business_calendar import BusinessCalendar
+from intake.parsing.our_mail import reply_address
 from models.escalation import parse_when
-from models.tables import CompletionReason, Contact, Dealer, InboundMessage, Lead, LeadActivity, User
+from models.policy import DealerPolicy, load_policy
+from models.tables import CompletionReason, Contact, InboundMessage, Lead, LeadActivity, User
+from workers import outbox
 from workers.assign import reassign
-from workers.compose import build_message, render_mail
 from workers.escalations import change_due, reschedule
-from workers.ingest import reply_address
-from workers.lead_mail import new_message_id, queue_outbound
-from workers.mail_context import context_for
+from workers.render.context import lead_context
 
 
 class ActionError(Exception):
@@ -42,13 +42,12 @@ def set_due(session: Session, lead: Lead, when: str, *, by: str, now: datetime) 
     """A resubmission date as people write it (see :func:`models.escalation.parse_when`)."""
     if lead.status != "open":
         raise ActionError(f"lead {lead.id} is {lead.status}")
-    dealer = session.get(Dealer, lead.dealer_id)
-    assert dealer is not None
+    policy = load_policy(session, lead.dealer_id)
     try:
-        moment = parse_when(when, now=now, calendar=BusinessCalendar.from_config(dealer.config))
+        moment = parse_when(when, now=now, calendar=policy.calendar)
     except ValueError as exc:
         raise ActionError(str(exc)) from None
-    change_due(session, lead, moment, by=by, now=now)
+    change_due(session, policy, lead, moment, by=by, now=now)
     return moment
 
 
@@ -78,64 +77,48 @@ def _thread(session: Session, lead: Lead) -> tuple[str | None, list[str]]:
     return (ids[-1], ids[:-1]) if ids else (None, [])
 
 
-def reply(
-    session: Session, lead: Lead, body: str, *, by: User, now: datetime, grace: timedelta = timedelta(0)
-) -> int:
-    """The seller's words framed by the dealer's header and footers, to the customer, in the
-    enquiry's thread. It is the reaction that stops the stage-1 clock."""
+def reply_mail(session: Session, policy: DealerPolicy, lead: Lead, body: str, *, by: User) -> outbox.MailSpec:
+    """The seller's words as a mail to the customer (not queued): for a preview, or to send."""
     if not body.strip():
         raise ActionError("the reply is empty")
     contact = session.get(Contact, lead.contact_id)
-    dealer = session.get(Dealer, lead.dealer_id)
-    assert contact is not None and dealer is not None
+    assert contact is not None
     if not contact.email:
         raise ActionError(
             f"the customer of lead {lead.id} has no email address; call {contact.phone or 'them'}"
         )
-    lang = lead.language or dealer.language
-    subject = lead.subject or ("Ihre Anfrage" if lang == "de" else "Your enquiry")
-    subject = subject if subject.lower().startswith(("re:", "aw:")) else f"Re: {subject}"
-    rendered = render_mail(
-        templates=dealer.config.get("templates") or {},
-        group=lead.group,
-        lang=lang,
-        default_lang=dealer.language,
-        context=context_for(dealer, lead, contact, by, lang),
-        body_text=body.strip(),
-        subject=subject,
-        with_attachments=False,
-    )
+    lang = lead.language or policy.language
     in_reply_to, references = _thread(session, lead)
-    message_id = new_message_id("re", lead, dealer)
-    raw = build_message(
-        rendered,
-        from_name=f"{by.name} | {dealer.from_name}",
-        from_address=dealer.from_address,
-        to=contact.email,
-        message_id=message_id,
-        date=now,
-        origin=dealer.id,
-        in_reply_to=in_reply_to,
-        references=references,
-        reply_to=reply_address(dealer.from_address, lead.reply_token or ""),
-    )
-    outbound_id = queue_outbound(
-        session,
-        dealer,
-        lead,
+    return outbox.MailSpec(
         kind="reply",
         purpose=f"reply:lead:{lead.id}:{secrets.token_hex(8)}",
-        raw=raw,
-        message_id=message_id,
-        envelope_from=dealer.from_address,
-        recipients=[contact.email],
-        now=now,
-        grace=grace,
+        to=(contact.email,),
+        lang=lang,
+        context=lead_context(policy.config, lead, contact, by, lang),
+        lead_id=lead.id,
+        group=lead.group,
+        from_name=f"{by.name} | {policy.sender_name}",
+        reply_to=reply_address(policy.sender_address, lead.reply_token or ""),
+        in_reply_to=in_reply_to,
+        references=tuple(references),
+        body_text=body.strip(),
         activity_text=f"{by.username} answered {contact.email}:\n{body.strip()[:4000]}",
+        user_id=by.id,
+    )
+
+
+def reply(
+    session: Session, lead: Lead, body: str, *, by: User, now: datetime, grace: timedelta = timedelta(0)
+) -> int | None:
+    """The seller's words framed by the dealer's header and footers, to the customer, in the
+    enquiry's thread. It is the reaction that stops the stage-1 clock."""
+    policy = load_policy(session, lead.dealer_id)
+    outbound_id = outbox.send_mail(
+        session, policy, reply_mail(session, policy, lead, body, by=by), now=now, grace=grace
     )
     lead.reacted_at = now
     lead.last_activity_at = now
-    reschedule(session, dealer, lead, now=now)  # the reaction stops the clock
+    reschedule(session, policy, lead, now=now)  # the reaction stops the clock
     return outbound_id
 
 

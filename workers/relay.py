@@ -3,13 +3,26 @@
 ``smtp://host:port``, ``smtp+starttls://user:pass@host:587``, ``smtps://user:pass@host:465``
 or ``maildir://PATH``. smtplib has no default timeout, so every connection gets one, and
 STARTTLS is asked for explicitly (smtplib never upgrades on its own).
+
+What "at least once" means here: a mail is marked sent only after the relay took it. The
+Maildir relay is idempotent: one file per Message-ID, so a mail handed over again after a
+crash is not written twice. SMTP offers no such thing: between the server's 250 after DATA
+and our commit of "sent" lies a window (milliseconds; we commit right after each 250, and
+an error after the 250, e.g. on QUIT, no longer counts as a failure) in which a crash makes
+us send the same bytes again once the lease runs out. The copy has the same Message-ID, so
+receiving systems that deduplicate drop it.
 """
 
 from __future__ import annotations
 
-import mailbox
+import contextlib
+import hashlib
+import os
 import smtplib
+import socket
 import ssl
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,20 +41,120 @@ class PermanentDeliveryError(DeliveryError):
     """The relay refused the mail for good (5xx): retrying sends nothing but noise."""
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    message_id: str
+    raw: bytes
+    envelope_from: str
+    recipients: list[str]
+
+
 class Relay(Protocol):
-    def send(self, raw: bytes, envelope_from: str, recipients: list[str]) -> None: ...
+    # Handing the same mail over twice delivers it once (so results may be committed together).
+    idempotent: bool
+
+    def session(self) -> contextlib.AbstractContextManager[RelaySession]: ...
+
+
+class RelaySession(Protocol):
+    def send(self, mail: Outgoing) -> None: ...
 
 
 @dataclass
 class MaildirRelay:
     path: Path
+    idempotent: bool = True
 
-    def send(self, raw: bytes, envelope_from: str, recipients: list[str]) -> None:
+    @contextlib.contextmanager
+    def session(self) -> Iterator[MaildirRelay]:
+        yield self
+
+    def _ensure(self) -> None:
+        for sub in ("tmp", "new", "cur"):
+            # makedirs: the relay's folder may be missing entirely (a fresh checkout's var/).
+            os.makedirs(self.path / sub, exist_ok=True)
+
+    def send(self, mail: Outgoing) -> None:
+        """Write into tmp/, fsync, rename into new/ (a reader never sees half a mail). The file
+        name comes from the Message-ID: a mail already there (new/ or, read, cur/) is not
+        written again."""
+        name = hashlib.sha256(mail.message_id.encode()).hexdigest()[:32] + ".lms"
         try:
-            # Maildir writes into tmp/ and renames into new/: a reader never sees half a mail.
-            mailbox.Maildir(str(self.path), create=True).add(raw)
+            self._ensure()
+            if (self.path / "new" / name).exists() or any((self.path / "cur").glob(name + ":*")):
+                return
+            tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{time.monotonic_ns()}"
+            with open(tmp, "wb") as handle:
+                handle.write(mail.raw)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(tmp, self.path / "new" / name)
         except OSError as exc:
             raise TransientDeliveryError(f"cannot write to maildir {self.path}: {exc}") from exc
+
+
+def _classify(exc: Exception) -> DeliveryError:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        text = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
+        return (
+            PermanentDeliveryError(text)
+            if all(code >= 500 for code in codes)
+            else TransientDeliveryError(text)
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = exc.smtp_error
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        message = f"{exc.smtp_code} {text}"
+        if 500 <= exc.smtp_code < 600:
+            return PermanentDeliveryError(message)
+        return TransientDeliveryError(message)
+    return TransientDeliveryError(f"{type(exc).__name__}: {exc}")
+
+
+class SmtpSession:
+    """One connection for several mails (RSET between them is smtplib's own business)."""
+
+    def __init__(self, relay: SmtpRelay) -> None:
+        self.relay = relay
+        self.client: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        relay = self.relay
+        if relay.mode == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                relay.host, relay.port, timeout=relay.timeout, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(relay.host, relay.port, timeout=relay.timeout)
+            if relay.mode == "starttls":
+                client.ehlo()
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+        if relay.username:
+            client.login(relay.username, relay.password or "")
+        return client
+
+    def send(self, mail: Outgoing) -> None:
+        try:
+            if self.client is None:
+                self.client = self._connect()
+            refused = self.client.sendmail(mail.envelope_from, mail.recipients, mail.raw)
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()  # the connection is in an unknown state: the next mail gets a new one
+            raise _classify(exc) from exc
+        if refused:
+            # Some recipients refused, the others took it: resending would double the mail.
+            raise PermanentDeliveryError(f"refused by the relay: {refused}")
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            # After the 250s, nothing that goes wrong here is a failure of the mails sent.
+            with contextlib.suppress(OSError, smtplib.SMTPException, socket.error):
+                client.quit()
+            with contextlib.suppress(OSError):
+                client.close()
 
 
 @dataclass
@@ -52,43 +165,15 @@ class SmtpRelay:
     username: str | None = None
     password: str | None = None
     timeout: float = 30.0
+    idempotent: bool = False
 
-    def _connect(self) -> smtplib.SMTP:
-        if self.mode == "tls":
-            return smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-            )
-        client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        if self.mode == "starttls":
-            client.ehlo()
-            client.starttls(context=ssl.create_default_context())
-            client.ehlo()
-        return client
-
-    def send(self, raw: bytes, envelope_from: str, recipients: list[str]) -> None:
+    @contextlib.contextmanager
+    def session(self) -> Iterator[SmtpSession]:
+        session = SmtpSession(self)
         try:
-            with self._connect() as client:
-                if self.username:
-                    client.login(self.username, self.password or "")
-                refused = client.sendmail(envelope_from, recipients, raw)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            text = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
-            if all(code >= 500 for code in codes):
-                raise PermanentDeliveryError(text) from exc
-            raise TransientDeliveryError(text) from exc
-        except smtplib.SMTPResponseException as exc:
-            reply = exc.smtp_error
-            text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-            message = f"{exc.smtp_code} {text}"
-            if 500 <= exc.smtp_code < 600:
-                raise PermanentDeliveryError(message) from exc
-            raise TransientDeliveryError(message) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        if refused:
-            # Some recipients refused, the others took it: resending would double the mail.
-            raise PermanentDeliveryError(f"refused by the relay: {refused}")
+            yield session
+        finally:
+            session.close()
 
 
 def relay_from_url(url: str, *, timeout: float = 30.0, base_dir: Path | None = None) -> Relay:

@@ -55,7 +55,7 @@ class Runtime:
             options=dict(options),
         )
         self.send_actor = dramatiq.Actor(
-            self.send,
+            self._send_message,
             broker=self.broker,
             actor_name=f"{prefix}.send",
             queue_name=f"{prefix}.send",
@@ -95,21 +95,21 @@ class Runtime:
     def enqueue_ingest(self, inbound_id: int) -> None:
         self.ingest_actor.send(inbound_id)
 
-    def enqueue_send(self, outbound_id: int) -> None:
-        self.send_actor.send(outbound_id)
+    def enqueue_send(self, outbound_ids: int | list[int]) -> None:
+        """One message for mails that travel together (a lead's answer, forward and notification)."""
+        self.send_actor.send([outbound_ids] if isinstance(outbound_ids, int) else list(outbound_ids))
 
     # -- actor bodies -----------------------------------------------------------------------
     def ingest(self, inbound_id: int) -> None:
         now = self.clock()
         try:
-            with self.db.session() as session:
-                result = ingest_message(session, inbound_id, now=now, timing=self.timing)
+            result = ingest_message(self.db, inbound_id, now=now, timing=self.timing)
         except Exception as exc:
             log.exception("ingest of inbound message %s failed", inbound_id)
             self._record_ingest_failure(inbound_id, exc, now)
             return
-        for outbound_id in result.outbound_ids:
-            announce(self.enqueue_send, outbound_id)
+        if result.outbound_ids:
+            announce(self.enqueue_send, result.outbound_ids)
 
     def _record_ingest_failure(self, inbound_id: int, exc: Exception, now: datetime) -> None:
         with self.db.session() as session:
@@ -124,8 +124,12 @@ class Runtime:
             else:
                 row.state, row.next_attempt_at = "failed", now + backoff(row.attempts)
 
-    def send(self, outbound_id: int) -> None:
-        send_outbound(self.db, outbound_id, self.relay, now=self.clock(), policy=self.send_policy)
+    def _send_message(self, outbound_ids: int | list[int]) -> None:
+        self.send(outbound_ids)
+
+    def send(self, outbound_ids: int | list[int]) -> dict[int, str]:
+        ids = [outbound_ids] if isinstance(outbound_ids, int) else list(outbound_ids)
+        return send_outbound(self.db, ids, self.relay, now=self.clock(), policy=self.send_policy)
 
     # -- sweeper ----------------------------------------------------------------------------
     def sweep_once(self, now: datetime | None = None) -> SweepResult:
@@ -139,8 +143,8 @@ class Runtime:
 
     def escalate_once(self, now: datetime | None = None) -> PassResult:
         result = run_pass(self.db, now=now or self.clock(), grace=self.grace)
-        for outbound_id in result.outbound_ids:
-            announce(self.enqueue_send, outbound_id)
+        if result.outbound_ids:
+            announce(self.enqueue_send, result.outbound_ids)
         return result
 
     def queue_depths(self) -> dict[str, int]:

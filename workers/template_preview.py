@@ -8,54 +8,55 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from models.tables import Dealer
-from workers.compose import RenderedMail, TemplateRenderError, build_message, render_mail
-from workers.lead_mail import new_message_id, queue_outbound
-from workers.mail_context import sample_context
+from models.policy import DealerPolicy, UnknownDealer, load_policy
+from workers import outbox
+from workers.render.blocks import language_of
+from workers.render.context import sample_context
 
 
 class PreviewError(Exception):
     """No such dealer, or its blocks do not render; the message says which."""
 
 
-def _dealer(session: Session, dealer_id: str) -> Dealer:
-    dealer = session.get(Dealer, dealer_id)
-    if dealer is None:
-        raise PreviewError(f"no dealer {dealer_id!r}")
-    return dealer
-
-
-def _render(dealer: Dealer, group: str, lang: str | None) -> RenderedMail:
-    lang = lang or dealer.language
+def _policy(session: Session, dealer_id: str) -> DealerPolicy:
     try:
-        return render_mail(
-            templates=dealer.config.get("templates") or {},
-            group=group,
-            lang=lang,
-            default_lang=dealer.language,
-            context=sample_context(dealer.config, lang, placeholders=True),
-        )
-    except TemplateRenderError as exc:
-        raise PreviewError(f"the template does not render: {exc}") from None
+        return load_policy(session, dealer_id)
+    except UnknownDealer as exc:
+        raise PreviewError(str(exc.args[0])) from None
+
+
+def _spec(policy: DealerPolicy, kind: str, to: str, group: str, lang: str | None) -> outbox.MailSpec:
+    lang = language_of(lang or policy.language, policy.language)
+    return outbox.MailSpec(
+        kind=kind,
+        purpose=f"{kind}:{secrets.token_hex(8)}",
+        to=(to,),
+        lang=lang,
+        context=sample_context(policy.config, lang, placeholders=True),
+        group=group,
+    )
+
+
+def _built(policy: DealerPolicy, spec: outbox.MailSpec, now: datetime) -> outbox.PreparedMail:
+    mail = outbox.prepare(policy, spec, now=now)
+    if mail.raw is None:
+        raise PreviewError(f"the template does not render: {mail.error}")
+    return mail
 
 
 def preview(
     session: Session, dealer_id: str, *, group: str, lang: str | None, now: datetime
-) -> tuple[bytes, RenderedMail]:
-    """The autoresponse with placeholders such as ``[contact.name]``: its MIME bytes and parts."""
-    dealer = _dealer(session, dealer_id)
-    rendered = _render(dealer, group, lang)
-    raw = build_message(
-        rendered,
-        from_name=dealer.from_name,
-        from_address=dealer.from_address,
-        to="[contact.email]",
-        message_id=new_message_id("preview", None, dealer),
-        date=now,
-        origin=dealer.id,
-        auto_submitted="auto-replied",
-    )
-    return raw, rendered
+) -> tuple[bytes, str, str]:
+    """The autoresponse with placeholders such as ``[contact.name]``: MIME bytes, HTML, subject."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    policy = _policy(session, dealer_id)
+    mail = _built(policy, _spec(policy, "preview", "contact@example.invalid", group, lang), now)
+    assert mail.raw is not None
+    message = message_from_bytes(mail.raw, policy=email_policy.default)
+    html = message.get_body(("html",))
+    return mail.raw, html.get_content() if html is not None else "", mail.subject
 
 
 def queue_test_mail(
@@ -69,29 +70,8 @@ def queue_test_mail(
     grace: timedelta,
 ) -> int:
     """The rendered autoresponse as an outbox row to ``to``; returns the row id."""
-    dealer = _dealer(session, dealer_id)
-    rendered = _render(dealer, group, lang)
-    message_id = new_message_id("test", None, dealer)
-    raw = build_message(
-        rendered,
-        from_name=dealer.from_name,
-        from_address=dealer.from_address,
-        to=to,
-        message_id=message_id,
-        date=now,
-        origin=dealer.id,
-        auto_submitted="auto-generated",
-    )
-    return queue_outbound(
-        session,
-        dealer,
-        None,
-        kind="test",
-        purpose=f"test:{secrets.token_hex(8)}",
-        raw=raw,
-        message_id=message_id,
-        envelope_from=dealer.from_address,
-        recipients=[to],
-        now=now,
-        grace=grace,
-    )
+    policy = _policy(session, dealer_id)
+    mail = _built(policy, _spec(policy, "test", to, group, lang), now)
+    outbound_id = outbox.queue(session, mail, now=now, grace=grace)
+    assert outbound_id is not None
+    return outbound_id

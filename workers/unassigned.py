@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.parsing.enquiry import Enquiry
-from intake.parsing.extract import sender_as_customer
+from intake.parsing.extract import Extraction, sender_as_customer
 from intake.parsing.mime import parse_mail
 from intake.parsing.report import parse_report
-from models.tables import Dealer, InboundMessage
-from workers.ingest import IngestResult, Timing, apply_enquiry, finish_inbound, process_inbound
+from models.tables import InboundMessage
+from workers.ingest import IngestResult, Timing, Understood, finish_inbound, process_inbound
 
 
 class NotUnassigned(LookupError):
@@ -87,8 +87,6 @@ class ByHand:
 def create_lead(session: Session, inbound_id: int, facts: ByHand, *, now: datetime, by: str) -> int:
     """A lead made of a waiting mail by a person; returns its id."""
     row = waiting(session, inbound_id)
-    dealer = session.get(Dealer, row.dealer_id)
-    assert dealer is not None
     parsed = parse_mail(row.raw)
     # Never a no-reply robot or a portal as the customer: the same rule as recognition.
     customer = sender_as_customer(parsed, system_sender=False)
@@ -101,9 +99,10 @@ def create_lead(session: Session, inbound_id: int, facts: ByHand, *, now: dateti
     enquiry = Enquiry(
         type=facts.type, source=facts.source, customer=customer, message=parsed.body_text, format="manual"
     )
-    lead, _ = apply_enquiry(session, dealer, row, parsed, enquiry, 0, now, Timing(grace=timedelta(0)))
-    finish_inbound(row, "processed", f"lead created by hand by {by}", now)
-    return lead.id
+    understood = Understood(parsed, Extraction("lead", "lead created by hand", enquiries=[enquiry]))
+    result = process_inbound(session, row, now=now, timing=Timing(grace=timedelta(0)), understood=understood)
+    row.reason = f"lead created by hand by {by}"
+    return result.lead_ids[0]
 
 
 def delete(session: Session, inbound_id: int, *, now: datetime, by: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from intake.parsing.mime import ParsedMail
+from intake.parsing.our_mail import OUR_HEADER
 
 Kind = Literal["lead", "bounce", "auto_reply", "bulk"]
 
@@ -76,4 +77,4 @@ def classify(parsed: ParsedMail) -> Classification:
 
 def is_our_own(parsed: ParsedMail) -> bool:
     """Mail we sent (autoresponse, forward, notification) that came back to an intake."""
-    return bool(parsed.header("x-lms-origin"))
+    return bool(parsed.header(OUR_HEADER))

@@ -22,14 +22,11 @@ from intake.parsing.language import detect_language
 from intake.parsing.lead_type import type_from_text
 from intake.parsing.mime import ParsedMail
 from intake.parsing.numbers import parse_count, parse_price
+from intake.parsing.our_mail import our_message_ids, reply_token_in
 from intake.parsing.sources import dealer_source, is_saved_search_alert, portal_of
 
 Kind = Literal["lead", "reply", "auto_reply", "bounce", "bulk", "unrecognised"]
 
-# Our Reply-To carries a token: "<mailbox local part>+r-<token>@<domain>".
-REPLY_TOKEN = re.compile(r"\+r-([a-z0-9]{8,32})@", re.I)
-# Our Message-IDs: "<lms.<kind>.<lead id>.<random>@<domain>>".
-OUR_MESSAGE_ID = re.compile(r"<lms\.[a-z]+\.\d+\.[0-9a-f]+@[^>]+>", re.I)
 _XML_TYPES = ("text/xml", "application/xml", "application/x-adf+xml", "application/adf+xml")
 # AutoScout24 call tracking (shared/samples/adf/10_…): "Knd.-Nr: 123. Verpasster Anruf um 14:32,
 # VW Golf (MIA/NFM)" and its NL, BE, FR and IT variants.
@@ -63,12 +60,11 @@ def _recipient_addresses(parsed: ParsedMail) -> list[str]:
 
 
 def _reply_markers(parsed: ParsedMail, envelope_to: Sequence[str]) -> tuple[list[str], str]:
-    ids = OUR_MESSAGE_ID.findall(" ".join([parsed.in_reply_to, *parsed.references]))
+    ids = our_message_ids(" ".join([parsed.in_reply_to, *parsed.references]))
     token = ""
     for address in [*envelope_to, *_recipient_addresses(parsed)]:
-        match = REPLY_TOKEN.search(address)
-        if match:
-            token = match.group(1).lower()
+        token = reply_token_in(address)
+        if token:
             break
     return ids, token
 

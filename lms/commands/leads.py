@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from lms.common import emit_json, fail, open_db
 from models.clock import system_clock
 from models.lead_views import lead_dict, list_leads
+from models.policy import load_policy
 from models.tables import Dealer, Lead, User
 from workers import lead_actions as actions
 from workers.assign import redistribute
@@ -191,10 +192,7 @@ def leads_redistribute(from_user: str, dealer: str | None) -> None:
             )
             if len(dealers) != 1:
                 fail(f"{from_user!r} is a user at {len(dealers)} dealers; say which with --dealer")
-            row = session.get(Dealer, dealers[0])
-            if row is None:
-                fail(f"no dealer {dealers[0]!r}")
-            moved = redistribute(session, row, from_user, now=system_clock())
+            moved = redistribute(session, load_policy(session, dealers[0]), from_user, now=system_clock())
     except LookupError as exc:
         fail(str(exc.args[0]))
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from intake.importer import iter_messages, recipients_for
 from intake.parsing.report import parse_report
 from intake.store import UnknownRecipient, store_message
 from lms.common import emit_json, fail, open_db, settings
-from models.tables import Dealer, Mailbox
+from models.policy import UnknownDealer, load_policy
+from models.tables import Mailbox
 
 
 @click.command("ingest")
@@ -70,15 +72,16 @@ def ingest_cmd(paths: tuple[Path, ...], recipient: str | None) -> None:
 @click.option("--dealer", default=None, help="Use this dealer's source rules.")
 def parse_cmd(paths: tuple[Path, ...], as_json: bool, dealer: str | None) -> None:
     """Show what the parser sees, one JSON line per message, without storing anything."""
-    rules: list[dict[str, Any]] = []
+    rules: Sequence[dict[str, Any]] = ()
     if dealer:
         db = open_db()
-        with db.session() as session:
-            row = session.get(Dealer, dealer)
-            if row is None:
-                fail(f"no dealer {dealer!r}")
-            rules = list(row.config.get("sources") or [])
-        db.dispose()
+        try:
+            with db.read() as session:
+                rules = load_policy(session, dealer).source_rules
+        except UnknownDealer:
+            fail(f"no dealer {dealer!r}")
+        finally:
+            db.dispose()
     for path in paths:
         for message in iter_messages(path):
             emit_json(parse_report(message.origin, message.raw, rules))

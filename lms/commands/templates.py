@@ -27,17 +27,15 @@ def preview_cmd(dealer_id: str, group: str, lang: str | None, out: str) -> None:
     runtime = build_runtime(settings())
     try:
         with runtime.db.session() as session:
-            raw, rendered = preview(session, dealer_id, group=group, lang=lang, now=runtime.clock())
+            raw, html, subject = preview(session, dealer_id, group=group, lang=lang, now=runtime.clock())
     except PreviewError as exc:
         fail(str(exc))
     finally:
         runtime.close()
     base = Path(out).with_suffix("") if out.endswith((".eml", ".html")) else Path(out)
     base.with_suffix(".eml").write_bytes(raw)
-    base.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
-    click.echo(
-        f"wrote {base.with_suffix('.eml')} and {base.with_suffix('.html')} (subject: {rendered.subject})"
-    )
+    base.with_suffix(".html").write_text(html, encoding="utf-8")
+    click.echo(f"wrote {base.with_suffix('.eml')} and {base.with_suffix('.html')} (subject: {subject})")
 
 
 @templates.command("test-mail")
