@@ -49,7 +49,7 @@ def mailbox_key(address: str) -> str:
 
 
 def dealer_for_address(db: Database, address: str) -> str | None:
-    with db.session() as session:
+    with db.read() as session:  # a lookup per RCPT: never the write lock
         return session.scalar(select(Mailbox.dealer_id).where(Mailbox.address == mailbox_key(address)))
 
 

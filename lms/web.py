@@ -48,14 +48,14 @@ def route(db: Database, clock: Clock, path: str) -> Any:
     segments = [s for s in parts.path.split("/") if s]
     now = clock()
     if segments == ["healthz"]:
-        with db.session() as session:
+        with db.read() as session:
             session.execute(text("SELECT 1"))
         return {"ok": True}
     if segments == ["api", "leads"]:
         filters = {name: query[name][0] for name in FILTERS if query.get(name)}
         if "type" in filters:
             filters["type_"] = filters.pop("type")
-        with db.session() as session:
+        with db.read() as session:
             return list_leads(
                 session,
                 now=now,
@@ -66,13 +66,13 @@ def route(db: Database, clock: Clock, path: str) -> Any:
     if len(segments) == 3 and segments[:2] == ["api", "leads"]:
         if not segments[2].isdigit():
             raise ApiError(HTTPStatus.NOT_FOUND, "no such lead")
-        with db.session() as session:
+        with db.read() as session:
             lead = session.get(Lead, int(segments[2]))
             if lead is None:
                 raise ApiError(HTTPStatus.NOT_FOUND, f"no lead {segments[2]}")
             return lead_dict(session, lead, now=now, with_activities=True)
     if segments == ["api", "ops", "status"]:
-        with db.session() as session:
+        with db.read() as session:
             return ops_status(session, now=now, queues={})
     raise ApiError(HTTPStatus.NOT_FOUND, "not found")
 

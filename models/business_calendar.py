@@ -12,11 +12,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from models.dealer_config import HoursConfig
+if TYPE_CHECKING:  # the schema's types only: a pure rule does not load configuration
+    from models.dealer_config import HoursConfig
+
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_DAYS = 3 * 366  # a calendar with no opening in three years is a configuration error

@@ -1,4 +1,4 @@
-"""Durations as dealers write them: ``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, or combined ``"1h30m"``."""
+"""Durations as dealers write them: ``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, or ``"1h30m"``. (Pure.)"""
 
 from __future__ import annotations
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from models.business_calendar import BusinessCalendar, NeverOpen
-from models.dealer_config import EscalationConfig
 from models.durations import parse_duration
 
 STAGES = ("reminder", "stage1", "stage2")
 Stage = Literal["reminder", "stage1", "stage2"]
+
+if TYPE_CHECKING:  # the schema's types only: a pure rule does not load configuration
+    from models.dealer_config import EscalationConfig
 
 
 @dataclass(frozen=True)

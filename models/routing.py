@@ -1,4 +1,4 @@
-"""Who gets a lead: the dealer's distribution rules as one pure, explainable decision.
+"""Who gets a lead: the dealer's distribution rules as one explainable decision. (Pure.)
 
 Rules are tried in order, first match wins. The chosen method picks among the rule's people
 who are active, not absent today (in the dealer's time zone) and below their cap of open
@@ -18,10 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from models.dealer_config import Assignment, Conditions, DistributionConfig
+if TYPE_CHECKING:  # the schema's types only: a pure rule does not load configuration
+    from models.dealer_config import Assignment, Conditions, DistributionConfig
+
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -1,4 +1,4 @@
-"""Words with a fixed meaning across the product (INTERFACE.md)."""
+"""Words with a fixed meaning across the product (INTERFACE.md). (Pure.)"""
 
 LEAD_TYPES = (
     "new_car",

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models.db import dialect_insert
+from models.dealer_config import DistributionConfig
 from models.policy import DealerPolicy
 from models.routing import Decision, LeadFacts, Person, RotationState, decide, keys_for
 from models.tables import Lead, LeadActivity, RotationCounter, User
@@ -39,13 +40,16 @@ class RoutingSnapshot:
 def snapshot(session: Session, policy: DealerPolicy) -> RoutingSnapshot:
     """People (with their open leads now) and the rotations, as the decision needs them."""
     users = list(session.scalars(select(User).where(User.dealer_id == policy.id)))
-    open_counts = dict(
-        session.execute(
-            select(Lead.editor_id, func.count())
-            .where(Lead.dealer_id == policy.id, Lead.status == "open", Lead.editor_id.is_not(None))
-            .group_by(Lead.editor_id)
-        ).all()
-    )
+    open_counts: dict[int | None, int] = {}
+    # Counting open leads reads every open lead of the dealer: only when a rule needs it.
+    if _counts_matter(policy.distribution) or any(u.max_open is not None for u in users):
+        open_counts = dict(
+            session.execute(
+                select(Lead.editor_id, func.count())
+                .where(Lead.dealer_id == policy.id, Lead.status == "open", Lead.editor_id.is_not(None))
+                .group_by(Lead.editor_id)
+            ).all()
+        )
     people = {
         user.username: Person(
             username=user.username,
@@ -68,6 +72,11 @@ def snapshot(session: Session, policy: DealerPolicy) -> RoutingSnapshot:
         for row in rows
     }
     return RoutingSnapshot(people, {u.username: u.id for u in users}, states)
+
+
+def _counts_matter(distribution: DistributionConfig) -> bool:
+    methods = [distribution.default.method, *(rule.assign.method for rule in distribution.rules)]
+    return "least_open" in methods
 
 
 def lock_rotations(session: Session, policy: DealerPolicy) -> None:

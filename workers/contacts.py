@@ -34,12 +34,21 @@ def identities(customer: CustomerInfo, region: str) -> tuple[str, list[str]]:
 
 def lock_identities(session: Session, dealer_id: str, keys: Iterable[str]) -> None:
     """Serialise transactions about the same customer (PostgreSQL; a no-op on SQLite)."""
+    lock_identity_keys(session, [(dealer_id, key) for key in keys])
+
+
+def lock_identity_keys(session: Session, keys: Iterable[tuple[str, str]]) -> None:
+    """Advisory locks for (dealer, identity) pairs, in one sorted order. A transaction holding
+    one already takes it again at once (they are re-entrant), so locking all of a batch first
+    and each again later is safe."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for key in sorted(set(keys)):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{dealer_id}\x1f{key}"}
-        )
+    for dealer_id, key in sorted(set(keys)):
+        if key:
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"{dealer_id}\x1f{key}"},
+            )
 
 
 def find_contact(session: Session, dealer_id: str, email: str, phones: list[str]) -> Contact | None:

@@ -97,9 +97,16 @@ def claim(
 def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: SendPolicy) -> dict[int, str]:
     states: dict[int, str] = {}
     with db.session() as session:
+        rows = {
+            row.id: row
+            for row in session.scalars(
+                select(OutboundMessage)
+                .where(OutboundMessage.id.in_([o.id for o in outcomes]))
+                .with_for_update()
+            )
+        }
         for outcome in outcomes:
-            row = session.get(OutboundMessage, outcome.id, with_for_update=True)
-            assert row is not None
+            row = rows[outcome.id]
             row.updated_at = now
             if outcome.error is None:
                 row.state, row.sent_at, row.next_attempt_at, row.last_error = "sent", now, None, None

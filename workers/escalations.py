@@ -45,6 +45,8 @@ def clock_of(lead: Lead) -> LeadClock:
 
 
 def _done(session: Session, lead: Lead) -> set[str]:
+    if lead.id is None:  # a lead not written yet has fired nothing
+        return set()
     return set(
         session.scalars(
             select(EscalationEvent.stage).where(

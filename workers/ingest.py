@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, defer
 
 from intake.parsing.classify import is_no_reply
 from intake.parsing.enquiry import Enquiry
@@ -58,13 +58,14 @@ from models.tables import (
 from workers import outbox
 from workers.assign import (
     RoutingConflict,
+    RoutingSnapshot,
     apply_decision,
     decide_for,
     lock_rotations,
     previous_editor,
     snapshot,
 )
-from workers.contacts import find_contact, identities, lock_identities, match_contact
+from workers.contacts import find_contact, identities, lock_identity_keys, match_contact
 from workers.escalations import set_first_due
 from workers.render.context import lead_context
 
@@ -127,6 +128,7 @@ class Envelope:
     envelope_to: tuple[str, ...]
     via: str
     received_at: datetime
+    message_id: str | None
 
     @classmethod
     def of(cls, row: InboundMessage) -> Envelope:
@@ -138,6 +140,7 @@ class Envelope:
             tuple(row.envelope_to),
             row.via,
             row.received_at,
+            row.message_id,
         )
 
     @property
@@ -151,67 +154,178 @@ def understand(raw: bytes, policy: DealerPolicy, envelope_to: Sequence[str]) -> 
 
 
 # -- the pipeline's entry ----------------------------------------------------------------------
+@dataclass
+class _Item:
+    """One message of a batch on its way through ingest."""
+
+    id: int
+    envelope: Envelope | None = None
+    policy: DealerPolicy | None = None
+    understood: Understood | None = None
+    routed: list[int] = field(default_factory=list)  # leads written before (a resumed ingest)
+    plans: list[RoutingPlan | None] = field(default_factory=list)
+    result: IngestResult | None = None
+    error: Exception | None = None
+    mails: LeadMails | None = None
+    prepared: list[outbox.PreparedMail] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return self.result is None and self.error is None
+
+
+def ingest_batch(
+    db: Database, inbound_ids: Sequence[int], *, now: datetime, timing: Timing = Timing()
+) -> dict[int, IngestResult | Exception]:
+    """Stored messages through ingest together: one read, one write transaction for their
+    leads, rendering outside, one write transaction for their mails. Each message is isolated
+    by a savepoint: one that fails (its exception is its result) takes no other with it."""
+    items = [_Item(inbound_id) for inbound_id in dict.fromkeys(inbound_ids)]
+    _load(db, items)
+    for item in items:
+        if item.pending:
+            try:
+                assert item.envelope is not None and item.policy is not None
+                item.understood = understand(item.envelope.raw, item.policy, item.envelope.envelope_to)
+            except Exception as exc:  # the parser never raises; a bug must not stop the others
+                item.error = exc
+    fresh = [item for item in items if item.pending and not item.routed]
+    if fresh:
+        with db.read() as session:
+            snaps: dict[str, RoutingSnapshot] = {}
+            for item in fresh:
+                assert item.policy is not None and item.understood is not None and item.envelope is not None
+                item.plans = plan_routing(
+                    session, item.policy, item.understood, item.envelope, now=now, snaps=snaps
+                )
+        _write_leads(db, fresh, now=now, timing=timing)
+    mailing = [i for i in items if i.routed or (i.result is not None and i.result.state == "routed")]
+    if mailing:
+        _write_mails(db, mailing, now=now, timing=timing)
+    return {item.id: item.error or item.result or IngestResult("missing") for item in items}
+
+
 def ingest_message(
     db: Database, inbound_id: int, *, now: datetime, timing: Timing = Timing()
 ) -> IngestResult:
-    """One stored message through ingest, in short transactions of its own (see the module)."""
+    """One stored message through ingest (a batch of one); its failure raises."""
+    result = ingest_batch(db, [inbound_id], now=now, timing=timing)[inbound_id]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _load(db: Database, items: list[_Item]) -> None:
     with db.read() as session:
-        row = session.get(InboundMessage, inbound_id)
-        if row is None:
-            return IngestResult("missing")
-        if row.state in INBOUND_FINAL_STATES:
-            return IngestResult(row.state)
-        envelope = Envelope.of(row)
-        policy = load_policy(session, row.dealer_id)
-        routed = _lead_ids_of(session, inbound_id)
-    understood = understand(envelope.raw, policy, envelope.envelope_to)
-    if routed:  # a worker died after writing the leads: write the mails still missing
-        return _finish_with_mails(db, envelope, policy, understood, routed, now, timing)
+        for item in items:
+            row = session.get(InboundMessage, item.id)
+            if row is None:
+                item.result = IngestResult("missing")
+            elif row.state in INBOUND_FINAL_STATES:
+                item.result = IngestResult(row.state)
+            else:
+                try:
+                    item.policy = load_policy(session, row.dealer_id)
+                except Exception as exc:  # a stored configuration no schema accepts
+                    item.error = exc
+                    continue
+                item.envelope = Envelope.of(row)
+                # Leads already there: a worker died after writing them; only mails are missing.
+                item.routed = _lead_ids_of(session, item.id)
+
+
+def _write_leads(db: Database, items: list[_Item], *, now: datetime, timing: Timing) -> None:
+    with db.session() as session:
+        # Every customer of the batch first, in one sorted order; rotations only after that:
+        # the order every ingest takes its locks in, so two never wait for each other.
+        lock_customers(session, [(item.policy, item.understood) for item in items])  # type: ignore[misc]
+        relocked: set[str] = set()
+        for index, item in enumerate(items):
+            assert item.policy is not None and item.understood is not None and item.envelope is not None
+            for attempt in range(2):
+                try:
+                    with session.begin_nested():
+                        item.result = write_inbound(
+                            session,
+                            item.envelope,
+                            item.policy,
+                            item.understood,
+                            item.plans,
+                            now=now,
+                            timing=timing,
+                        )
+                    break
+                except RoutingConflict as exc:
+                    if attempt:
+                        item.error = exc
+                        break
+                    # Another worker routed for this dealer meanwhile: decide again holding the
+                    # dealer's rotation rows, for this message and the later ones of the dealer.
+                    log.debug("inbound %s: %s; deciding again under the rotation lock", item.id, exc)
+                    if item.policy.id not in relocked:
+                        lock_rotations(session, item.policy)
+                        relocked.add(item.policy.id)
+                    _replan(session, items[index:], item.policy.id, now=now)
+                except Exception as exc:
+                    log.exception("ingest of inbound message %s failed", item.id)
+                    item.error = exc
+                    break
+
+
+def _replan(session: Session, items: list[_Item], dealer_id: str, *, now: datetime) -> None:
+    snaps: dict[str, RoutingSnapshot] = {}
+    for item in items:
+        if item.pending and item.policy is not None and item.policy.id == dealer_id:
+            assert item.understood is not None and item.envelope is not None
+            item.plans = plan_routing(
+                session, item.policy, item.understood, item.envelope, now=now, snaps=snaps
+            )
+
+
+def _write_mails(db: Database, items: list[_Item], *, now: datetime, timing: Timing) -> None:
     with db.read() as session:
-        plans = plan_routing(session, policy, understood, envelope, now=now)
-    try:
-        with db.session() as session:
-            written = write_inbound(session, envelope, policy, understood, plans, now=now, timing=timing)
-    except RoutingConflict as exc:
-        # Another worker routed for this dealer meanwhile: decide again, this time holding the
-        # dealer's rotation rows, which guarantees progress however busy the dealer is.
-        log.debug("inbound %s: %s; deciding again under the rotation lock", inbound_id, exc)
-        with db.session() as session:
-            # Customers first, rotations second: the order every ingest takes its locks in.
-            for enquiry in understood.extraction.enquiries:
-                email, phones = identities(enquiry.customer, policy.country)
-                lock_identities(session, policy.id, [email, *phones] if email else phones)
-            lock_rotations(session, policy)
-            plans = plan_routing(session, policy, understood, envelope, now=now)
-            written = write_inbound(session, envelope, policy, understood, plans, now=now, timing=timing)
-    if written.state != "routed":
-        return written
-    return _finish_with_mails(db, envelope, policy, understood, written.new_lead_ids, now, timing)
+        for item in items:
+            assert item.policy is not None and item.envelope is not None and item.understood is not None
+            lead_ids = item.routed or (item.result.new_lead_ids if item.result else [])
+            item.mails = lead_mails(
+                session, item.policy, lead_ids, item.envelope, item.understood, now, timing
+            )
+    for item in items:  # rendering: no transaction
+        assert item.policy is not None and item.mails is not None
+        item.prepared = [outbox.prepare(item.policy, spec, now=now) for spec in item.mails.specs]
+    with db.session() as session:
+        for item in items:
+            assert item.policy is not None and item.mails is not None and item.understood is not None
+            touched = item.result.lead_ids if item.result else item.routed
+            new = item.routed or (item.result.new_lead_ids if item.result else [])
+            try:
+                with session.begin_nested():
+                    row = _locked_row(session, item.id)
+                    if row is None or row.state in INBOUND_FINAL_STATES:
+                        item.result = IngestResult(row.state if row else "missing", touched)
+                        continue
+                    ids = queue_mails(
+                        session, item.policy, item.prepared, item.mails.skipped, now=now, timing=timing
+                    )
+                    finish_inbound(row, "processed", item.understood.extraction.reason or None, now)
+                item.result = IngestResult("processed", touched, ids, new)
+            except Exception as exc:
+                log.exception("writing the mails of inbound message %s failed", item.id)
+                item.error = exc
 
 
 def _lead_ids_of(session: Session, inbound_id: int) -> list[int]:
     return list(session.scalars(select(Lead.id).where(Lead.inbound_id == inbound_id).order_by(Lead.ordinal)))
 
 
-def _finish_with_mails(
-    db: Database,
-    envelope: Envelope,
-    policy: DealerPolicy,
-    understood: Understood,
-    lead_ids: list[int],
-    now: datetime,
-    timing: Timing,
-) -> IngestResult:
-    with db.read() as session:
-        mails = lead_mails(session, policy, lead_ids, envelope, understood, now, timing)
-    prepared = [outbox.prepare(policy, spec, now=now) for spec in mails.specs]  # rendering: no transaction
-    with db.session() as session:
-        row = session.get(InboundMessage, envelope.id, with_for_update=True)
-        if row is None or row.state in INBOUND_FINAL_STATES:
-            return IngestResult(row.state if row else "missing", lead_ids)
-        ids = queue_mails(session, policy, prepared, mails.skipped, now=now, timing=timing)
-        finish_inbound(row, "processed", understood.extraction.reason or None, now)
-    return IngestResult("processed", lead_ids, ids, lead_ids)
+def lock_customers(session: Session, items: list[tuple[DealerPolicy, Understood]]) -> None:
+    """Lock the identities of every customer the messages name (see :mod:`workers.contacts`)."""
+    keys = []
+    for policy, understood in items:
+        for enquiry in understood.extraction.enquiries:
+            email, phones = identities(enquiry.customer, policy.country)
+            keys += [(policy.id, key) for key in ([email, *phones] if email else phones)]
+    lock_identity_keys(session, keys)
 
 
 # -- in one session (a person's action: reparse, a lead made by hand) ----------------------------
@@ -244,6 +358,11 @@ def process_inbound(
     return written
 
 
+def _locked_row(session: Session, inbound_id: int) -> InboundMessage | None:
+    """The message's row for a state change: locked, without its raw bytes (read already)."""
+    return session.get(InboundMessage, inbound_id, with_for_update=True, options=[defer(InboundMessage.raw)])
+
+
 def finish_inbound(row: InboundMessage, state: str, reason: str | None, now: datetime) -> None:
     row.state = state
     row.reason = reason
@@ -269,12 +388,17 @@ def plan_routing(
     envelope: Envelope,
     *,
     now: datetime,
+    snaps: dict[str, RoutingSnapshot] | None = None,
 ) -> list[RoutingPlan | None]:
-    """For each enquiry that will be a new lead, who gets it (``None``: it will not be one)."""
+    """For each enquiry that will be a new lead, who gets it (``None``: it will not be one).
+    ``snaps``: shared by the messages of a batch, so each decision sees the ones before it."""
     extraction = understood.extraction
     if extraction.kind != "lead" or not extraction.enquiries or _reply_target(session, policy.id, extraction):
         return []
-    snap = snapshot(session, policy)
+    snaps = {} if snaps is None else snaps
+    if policy.id not in snaps:
+        snaps[policy.id] = snapshot(session, policy)
+    snap = snaps[policy.id]
     plans: list[RoutingPlan | None] = []
     for enquiry in extraction.enquiries:
         email, phones = identities(enquiry.customer, policy.country)
@@ -318,7 +442,7 @@ def write_inbound(
     again: bool = False,
 ) -> IngestResult:
     """``again``: a person asked to recognise an ``unrecognised`` mail once more."""
-    row = session.get(InboundMessage, envelope.id, with_for_update=True)
+    row = _locked_row(session, envelope.id)
     if row is None:
         return IngestResult("missing")
     if row.state in INBOUND_FINAL_STATES and not (again and row.state == "unrecognised"):
@@ -341,17 +465,17 @@ def write_inbound(
         return IngestResult("unrecognised")
 
     result = IngestResult("processed")
-    new_leads = 0
+    fresh: list[bool] = []
     for ordinal, enquiry in enumerate(extraction.enquiries):
         plan = plans[ordinal] if ordinal < len(plans) else None
         lead, new = _apply_enquiry(session, policy, envelope, parsed, enquiry, ordinal, plan, now)
         result.lead_ids.append(lead.id)
-        new_leads += new
-    if new_leads:
+        fresh.append(new)
+    if any(fresh):
         # The mails are still to be written: not final, so the sweeper comes back if we die.
         row.state, row.next_attempt_at, row.updated_at = "routed", now + timing.grace, now
         result.state = "routed"
-        result.new_lead_ids = _lead_ids_of(session, row.id)
+        result.new_lead_ids = [lead_id for lead_id, new in zip(result.lead_ids, fresh, strict=True) if new]
     else:
         finish_inbound(row, "processed", extraction.reason or None, now)
     return result
@@ -415,35 +539,45 @@ def fingerprint(enquiry: Enquiry) -> str:
 def _resent_lead(
     session: Session, dealer_id: str, enquiry: Enquiry, envelope: Envelope, now: datetime
 ) -> Lead | None:
-    """The lead this enquiry already made: the same sender's lead id (ADF, call), the same
-    content within 30 days, or the same Message-ID (a relay's retry with another Received:)."""
-    conditions: list[ColumnElement[bool]] = [
-        (Lead.fingerprint == fingerprint(enquiry)) & (Lead.created_at >= now - RESEND_WINDOW)
+    """The lead this enquiry already made: the same content within 30 days, the same sender's
+    lead id (ADF, call), or the same Message-ID (a relay's retry with another Received: line).
+    Three lookups, each on its own index (an OR of them would read the whole table)."""
+    queries = [
+        select(Lead.id).where(
+            Lead.dealer_id == dealer_id,
+            Lead.fingerprint == fingerprint(enquiry),
+            Lead.created_at >= now - RESEND_WINDOW,
+        )
     ]
     if enquiry.external_id:
-        conditions.append(Lead.external_id == enquiry.external_id)
-    message_id = session.scalar(select(InboundMessage.message_id).where(InboundMessage.id == envelope.id))
-    if message_id:
+        queries.append(
+            select(Lead.id).where(Lead.dealer_id == dealer_id, Lead.external_id == enquiry.external_id)
+        )
+    if envelope.message_id:
         twins = select(InboundMessage.id).where(
+            InboundMessage.message_id == envelope.message_id,
             InboundMessage.dealer_id == dealer_id,
-            InboundMessage.message_id == message_id,
             InboundMessage.id != envelope.id,
         )
-        conditions.append(Lead.inbound_id.in_(twins))
-    return session.scalar(
-        select(Lead).where(Lead.dealer_id == dealer_id, or_(*conditions)).order_by(Lead.id).limit(1)
-    )
+        queries.append(select(Lead.id).where(Lead.inbound_id.in_(twins)))
+    found = [lead_id for query in queries if (lead_id := session.scalar(query.order_by(Lead.id).limit(1)))]
+    return session.get(Lead, min(found)) if found else None
 
 
 def _source_id(session: Session, dealer_id: str, name: str) -> int | None:
+    """The source's row, made when first seen (one lookup when it exists, as it nearly always does)."""
     if not name:
         return None
-    session.execute(
-        dialect_insert(session, Source)
-        .values(dealer_id=dealer_id, name=name[:100], rules={})
-        .on_conflict_do_nothing(index_elements=["dealer_id", "name"])
-    )
-    return session.scalar(select(Source.id).where(Source.dealer_id == dealer_id, Source.name == name[:100]))
+    query = select(Source.id).where(Source.dealer_id == dealer_id, Source.name == name[:100])
+    source_id = session.scalar(query)
+    if source_id is None:
+        session.execute(
+            dialect_insert(session, Source)
+            .values(dealer_id=dealer_id, name=name[:100], rules={})
+            .on_conflict_do_nothing(index_elements=["dealer_id", "name"])
+        )
+        source_id = session.scalar(query)
+    return source_id
 
 
 def _apply_enquiry(
@@ -489,6 +623,7 @@ def _apply_enquiry(
     if plan is None or previous_editor(session, contact.id) != plan.previous_editor:
         raise RoutingConflict("the contact's history changed since the routing decision")
 
+    decision = plan.decision
     lead = Lead(
         dealer_id=policy.id,
         contact_id=contact.id,
@@ -496,7 +631,8 @@ def _apply_enquiry(
         ordinal=ordinal,
         type=enquiry.type,
         source_id=_source_id(session, policy.id, enquiry.source),
-        group="default",
+        editor_id=plan.user_ids[decision.editor] if decision.editor else None,
+        group=decision.group,
         status="open",
         language=enquiry.language or policy.language,
         subject=parsed.subject[:500] or None,
@@ -511,6 +647,7 @@ def _apply_enquiry(
         created_at=now,
         last_activity_at=now,
     )
+    set_first_due(session, policy, lead, received_at=envelope.received_at)  # before the INSERT: one write
     session.add(lead)
     session.flush()
     who = contact.email or contact.phone or "unknown"
@@ -522,8 +659,7 @@ def _apply_enquiry(
         f"Received via {envelope.via} from {who} ({enquiry.format}, {enquiry.source or 'no source'})",
         inbound_id=envelope.id,
     )
-    apply_decision(session, policy, lead, plan.decision, plan.user_ids, now=now)
-    set_first_due(session, policy, lead, received_at=envelope.received_at)
+    apply_decision(session, policy, lead, decision, plan.user_ids, now=now)
     return lead, True
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import dramatiq
 from dramatiq import Broker, Worker
+from sqlalchemy.orm import defer
 
 from intake.store import announce
 from models.clock import Clock, system_clock
@@ -24,9 +25,10 @@ from models.db import Database
 from models.settings import Settings
 from models.tables import InboundMessage
 from workers.broker import make_broker, queue_depths
+from workers.coalesce import Coalescer
 from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
-from workers.ingest import Timing, ingest_message
+from workers.ingest import Timing, ingest_batch
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
 
@@ -42,6 +44,7 @@ class Runtime:
     clock: Clock = system_clock
     ingest_actor: dramatiq.Actor = field(init=False)
     send_actor: dramatiq.Actor = field(init=False)
+    _ingest_queue: Coalescer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         prefix = self.settings.queue_prefix
@@ -92,28 +95,40 @@ class Runtime:
             return self.enqueue_ingest, self.grace
         return None, timedelta(0)
 
-    def enqueue_ingest(self, inbound_id: int) -> None:
-        self.ingest_actor.send(inbound_id)
+    def enqueue_ingest(self, inbound_ids: int | list[int]) -> None:
+        """Hand stored messages to ingest; those arriving within a few milliseconds of each
+        other go as one batch (see :mod:`workers.coalesce`)."""
+        if self._ingest_queue is None:
+            self._ingest_queue = Coalescer(self.ingest_actor.send)
+        self._ingest_queue.add(inbound_ids)
 
     def enqueue_send(self, outbound_ids: int | list[int]) -> None:
         """One message for mails that travel together (a lead's answer, forward and notification)."""
         self.send_actor.send([outbound_ids] if isinstance(outbound_ids, int) else list(outbound_ids))
 
     # -- actor bodies -----------------------------------------------------------------------
-    def ingest(self, inbound_id: int) -> None:
+    def ingest(self, inbound_ids: int | list[int]) -> None:
         now = self.clock()
+        ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
         try:
-            result = ingest_message(self.db, inbound_id, now=now, timing=self.timing)
-        except Exception as exc:
-            log.exception("ingest of inbound message %s failed", inbound_id)
-            self._record_ingest_failure(inbound_id, exc, now)
-            return
-        if result.outbound_ids:
-            announce(self.enqueue_send, result.outbound_ids)
+            results = ingest_batch(self.db, ids, now=now, timing=self.timing)
+        except Exception as exc:  # the database itself failed: every message of the batch
+            log.exception("ingest of inbound messages %s failed", ids)
+            results = dict.fromkeys(ids, exc)
+        outbound: list[int] = []
+        for inbound_id, result in results.items():
+            if isinstance(result, Exception):
+                self._record_ingest_failure(inbound_id, result, now)
+            else:
+                outbound += result.outbound_ids
+        if outbound:
+            announce(self.enqueue_send, outbound)
 
     def _record_ingest_failure(self, inbound_id: int, exc: Exception, now: datetime) -> None:
         with self.db.session() as session:
-            row = session.get(InboundMessage, inbound_id, with_for_update=True)
+            row = session.get(
+                InboundMessage, inbound_id, with_for_update=True, options=[defer(InboundMessage.raw)]
+            )
             if row is None:
                 return
             row.attempts += 1
@@ -165,6 +180,8 @@ class Runtime:
         return worker
 
     def close(self) -> None:
+        if self._ingest_queue is not None:
+            self._ingest_queue.close()
         self.broker.close()
         self.db.dispose()
 

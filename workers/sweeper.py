@@ -38,7 +38,7 @@ def sweep(
     now: datetime,
     grace: timedelta,
     enqueue_ingest: Callable[[int], None],
-    enqueue_send: Callable[[int], None],
+    enqueue_send: Callable[[list[int]], None],
     batch: int = 1000,
 ) -> SweepResult:
     with db.session() as session:
@@ -59,6 +59,10 @@ def sweep(
             .limit(batch)
             .with_for_update(skip_locked=True)
         ).all()
+        # The mails of one lead travel together, as when ingest first sent them.
+        by_lead: dict[object, list[int]] = {}
+        for row in outbound_rows:
+            by_lead.setdefault(row.lead_id if row.lead_id is not None else ("row", row.id), []).append(row.id)
         outbound_ids = [row.id for row in outbound_rows]
         for row in outbound_rows:
             if row.state == "sending":  # its lease ran out: the sender is presumed dead
@@ -66,8 +70,8 @@ def sweep(
             row.next_attempt_at = now + grace
     for inbound_id in inbound_ids:
         enqueue_ingest(inbound_id)
-    for outbound_id in outbound_ids:
-        enqueue_send(outbound_id)
+    for group in by_lead.values():
+        enqueue_send(group)
     if inbound_ids or outbound_ids:
         log.info("sweeper re-enqueued %d inbound and %d outbound rows", len(inbound_ids), len(outbound_ids))
     return SweepResult(len(inbound_ids), len(outbound_ids))

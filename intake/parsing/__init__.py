@@ -1,1 +1,1 @@
-"""Pure parsing of a raw message into what the pipeline needs. No I/O, no sessions."""
+"""Parsing of a raw message into what the pipeline needs. (Pure: no I/O, no sessions.)"""

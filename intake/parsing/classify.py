@@ -1,4 +1,4 @@
-"""Is a message a lead, or something automatic that must never become one?
+"""Is a message a lead, or something automatic that must never become one? (Pure.)
 
 Signals follow RFC 3834 (Auto-Submitted), RFC 3464 (delivery status notifications), RFC 2369
 (List-* headers) and what Exchange, Zammad and RT look at (X-Auto-Response-Suppress,

@@ -1,4 +1,5 @@
-"""HTML to readable plain text with the standard library (block structure, links, lists)."""
+"""HTML to readable plain text with the standard library (block structure, links, lists).
+(Pure.)"""
 
 from __future__ import annotations
 

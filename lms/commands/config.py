@@ -50,7 +50,7 @@ def config_apply(file: str) -> None:
 def config_show(as_json: bool) -> None:
     """The configuration in force (secrets masked)."""
     db = open_db()
-    with db.session() as session:
+    with db.read() as session:
         dealers = [redacted(d.config) for d in session.scalars(select(Dealer).order_by(Dealer.id))]
     db.dispose()
     if as_json:

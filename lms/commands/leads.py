@@ -50,7 +50,7 @@ def leads() -> None:
 def leads_list(as_json: bool, **filters: Any) -> None:
     """Leads, most recent activity first."""
     db = open_db()
-    with db.session() as session:
+    with db.read() as session:
         data = list_leads(session, now=system_clock(), **filters)
         zones = dealer_zones(session)
     db.dispose()
@@ -77,7 +77,7 @@ def leads_list(as_json: bool, **filters: Any) -> None:
 def leads_show(lead_id: int, as_json: bool) -> None:
     """One lead with contact, vehicle and timeline."""
     db = open_db()
-    with db.session() as session:
+    with db.read() as session:
         lead = session.get(Lead, lead_id)
         if lead is None:
             fail(f"no lead {lead_id}")

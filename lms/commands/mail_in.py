@@ -29,7 +29,7 @@ def ingest_cmd(paths: tuple[Path, ...], recipient: str | None) -> None:
     enqueue, grace = runtime.intake_handoff(worker_here=False)
     counts = {"stored": 0, "duplicate": 0, "refused": 0}
     try:
-        with runtime.db.session() as session:
+        with runtime.db.read() as session:
             mailboxes = set(session.scalars(select(Mailbox.address)))
         messages = [m for path in paths for m in iter_messages(path)]
         with click.progressbar(messages, label="importing", file=sys.stderr) as bar:

@@ -24,7 +24,7 @@ def ops_status_cmd(as_json: bool) -> None:
     runtime = build_runtime(settings())
     try:
         queues = runtime.queue_depths()
-        with runtime.db.session() as session:
+        with runtime.db.read() as session:
             data = ops_status(session, now=runtime.clock(), queues=queues)
     finally:
         runtime.close()

@@ -26,7 +26,7 @@ def preview_cmd(dealer_id: str, group: str, lang: str | None, out: str) -> None:
     """Render the autoresponse with placeholders such as [contact.name] for lead data."""
     runtime = build_runtime(settings())
     try:
-        with runtime.db.session() as session:
+        with runtime.db.read() as session:
             raw, html, subject = preview(session, dealer_id, group=group, lang=lang, now=runtime.clock())
     except PreviewError as exc:
         fail(str(exc))
@@ -52,7 +52,7 @@ def test_mail(dealer_id: str, to: str, group: str, lang: str | None) -> None:
                 session, dealer_id, to=to, group=group, lang=lang, now=runtime.clock(), grace=runtime.grace
             )
         runtime.send(outbound_id)
-        with runtime.db.session() as session:
+        with runtime.db.read() as session:
             row = session.get(OutboundMessage, outbound_id)
             state, error = (row.state, row.last_error) if row else ("missing", None)
     except PreviewError as exc:

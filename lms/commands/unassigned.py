@@ -20,7 +20,7 @@ def unassigned() -> None:
 def list_cmd(dealer: str | None, as_json: bool) -> None:
     """The queue, oldest first."""
     db = open_db()
-    with db.session() as session:
+    with db.read() as session:
         rows = queue.list_waiting(session, dealer=dealer)
     db.dispose()
     if as_json:
@@ -39,7 +39,7 @@ def show_cmd(message_id: int, as_json: bool) -> None:
     """What the mail says and why it was not recognised."""
     db = open_db()
     try:
-        with db.session() as session:
+        with db.read() as session:
             report = queue.describe(session, message_id)
     except queue.NotUnassigned as exc:
         fail(str(exc))
