@@ -8,13 +8,19 @@ write transaction so one that reads and then writes cannot fail at the upgrade w
 
 Readers (``db.read()``) begin deferred transactions: in WAL mode they read a consistent
 snapshot while one writer writes, and never wait for the write lock nor hold it.
+
+Writers of one process queue for SQLite's write lock on a lock of ours: SQLite's own busy
+handler polls with sleeps that grow to 100 ms, so a thread waiting behind a 2 ms commit would
+often sleep for tens of milliseconds. Other processes (``lms deliver``) still meet the busy
+timeout, as they must.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -68,6 +74,16 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(path: str) -> threading.RLock:
+    """One per database file in this process (several Database objects may share a file)."""
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(os.path.abspath(path), threading.RLock())
+
+
 class Database:
     """One engine and its session factory; the unit of work is ``with db.session() as s``."""
 
@@ -75,6 +91,9 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url, **engine_kwargs)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        database = self.engine.url.database or ""
+        sqlite_file = is_sqlite(self.engine) and database not in ("", ":memory:")
+        self._writer = _writer_lock(database) if sqlite_file else None
         reader = self.engine.execution_options(**{READ_ONLY: True})
         if reader.dialect.name == "postgresql":
             reader = reader.execution_options(postgresql_readonly=True)
@@ -83,7 +102,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
-        with self._factory() as session, session.begin():
+        with self._writer or nullcontext(), self._factory() as session, session.begin():
             yield session
 
     @contextmanager
