@@ -21,8 +21,8 @@ import mailparser
 
 from intake.parsing.addresses import is_valid_address, parse_address
 from intake.parsing.charsets import decode_bytes, decode_header_value, decode_unlabelled, has_raw_bytes
-from intake.parsing.tnef import unpack_tnef
 from intake.parsing.html_text import html_to_text
+from intake.parsing.tnef import unpack_tnef
 
 log = logging.getLogger(__name__)
 # mail-parser logs every content type it does not render (calendar, richtext, pkcs7) at
@@ -257,7 +257,9 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return parsed
 
 
-def _read_headers(parsed: ParsedMail, message: Message, raw_headers: list[tuple[str, str]], hint: str | None) -> None:
+def _read_headers(
+    parsed: ParsedMail, message: Message, raw_headers: list[tuple[str, str]], hint: str | None
+) -> None:
     for name, value in raw_headers:
         key = name.lower()
         parsed.headers.setdefault(key, []).append(decode_header_value(value, hint))
