@@ -69,9 +69,12 @@ def decode_bytes(data: bytes, label: str | None = None) -> str:
     return data.decode("cp1252", errors="replace")
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def has_raw_bytes(text: str) -> bool:
     """compat32 keeps undecodable 8-bit header bytes as lone surrogates U+DC80..U+DCFF."""
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 # RFC 2047 encoded words as clients really write them: spaces inside the encoded text

@@ -135,14 +135,19 @@ def _filename(part: Message, hint: str | None) -> str:
         raw = _raw_param_header(part, header)
         if raw is None:
             continue
-        if has_raw_bytes(raw):
+        if not has_raw_bytes(raw):
+            try:
+                value = part.get_param(param, None, header)
+            except Exception:
+                continue
+        else:
             raw = decode_unlabelled(raw.encode("ascii", "surrogateescape"), part_charset, hint)
-        holder = Message()
-        try:
-            holder[header] = re.sub(r"\r?\n", "", raw)
-            value = holder.get_param(param, None, header)
-        except Exception:
-            continue
+            holder = Message()
+            try:
+                holder[header] = re.sub(r"\r?\n", "", raw)
+                value = holder.get_param(param, None, header)
+            except Exception:
+                continue
         if isinstance(value, tuple):  # RFC 2231: (charset, language, text unquoted as Latin-1)
             charset, _, text = value
             data = text.encode("latin-1", "replace")
@@ -263,7 +268,8 @@ def _read_headers(
     for name, value in raw_headers:
         key = name.lower()
         parsed.headers.setdefault(key, []).append(decode_header_value(value, hint))
-        parsed.raw_headers.setdefault(key, []).append(re.sub(r"\r?\n(?=[ \t])", "", value))
+        unfolded = re.sub(r"\r?\n(?=[ \t])", "", value) if "\n" in value else value
+        parsed.raw_headers.setdefault(key, []).append(unfolded)
     raw_by_name = {key: values[0] for key, values in parsed.raw_headers.items()}
 
     parsed.subject = parsed.header("subject")
