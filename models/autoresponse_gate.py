@@ -28,6 +28,7 @@ def autoresponse_gate(
     *,
     recipient: str,
     envelope_from: str,
+    envelope_known: bool = True,
     last_autoresponse_at: datetime | None,
     window: timedelta,
     now: datetime,
@@ -40,8 +41,11 @@ def autoresponse_gate(
         return Gate(False, "no customer address to answer")
     if is_no_reply(recipient):
         return Gate(False, f"{recipient} does not take replies")
-    if envelope_from in ("", "<>") and parsed.return_path == "":
-        return Gate(False, "null envelope sender (automatic mail)")
+    # RFC 3834 §2: never answer a message whose envelope sender (MAIL FROM, or the
+    # Return-Path the delivering server recorded) is null, whatever its From says. An intake
+    # that saw no envelope (files, IMAP) leaves only the Return-Path header to go by.
+    if parsed.return_path == "" or (envelope_known and envelope_from.strip() in ("", "<>")):
+        return Gate(False, "null envelope sender (RFC 3834: no automatic answer)")
     suppress = parsed.header("x-auto-response-suppress").lower()
     if any(token in suppress for token in ("all", "autoreply", "oof")):
         return Gate(False, f"X-Auto-Response-Suppress: {suppress}")

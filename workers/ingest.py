@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from intake.parsing.classify import Classification
 from intake.parsing.enquiry import Enquiry
-from intake.parsing.extract import Extraction, extract
+from intake.parsing.extract import extract
 from intake.parsing.mime import ParsedMail, parse_mail
 from intake.store import mailbox_key
 from models.autoresponse_gate import autoresponse_gate
@@ -41,10 +41,13 @@ from models.tables import (
     User,
 )
 from workers.assign import route_lead
+from workers.bounces import record_bounce
 from workers.compose import build_message, render_mail
 from workers.escalations import set_first_due
 from workers.lead_mail import new_message_id, queue_lead_mails, queue_outbound
 from workers.mail_context import context_for
+from workers.parse_facts import NOTHING_CONFIGURED, RECEIVING_VIAS, ReceivingSide, extract_options
+from workers.reply_lookup import find_replied_lead
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,12 @@ class IngestResult:
 
 
 def ingest_message(
-    session: Session, inbound_id: int, *, now: datetime, timing: Timing = Timing()
+    session: Session,
+    inbound_id: int,
+    *,
+    now: datetime,
+    timing: Timing = Timing(),
+    receiving: ReceivingSide = NOTHING_CONFIGURED,
 ) -> IngestResult:
     # FOR UPDATE serialises two workers on the same row (PostgreSQL); on SQLite the
     # BEGIN IMMEDIATE of every transaction does the same.
@@ -76,7 +84,7 @@ def ingest_message(
         return IngestResult("missing")
     if row.state in INBOUND_FINAL_STATES:
         return IngestResult(row.state)
-    return process_inbound(session, row, now=now, timing=timing)
+    return process_inbound(session, row, now=now, timing=timing, receiving=receiving)
 
 
 def process_inbound(
@@ -86,18 +94,21 @@ def process_inbound(
     now: datetime,
     timing: Timing,
     force_source: str | None = None,
+    receiving: ReceivingSide = NOTHING_CONFIGURED,
 ) -> IngestResult:
     dealer = session.get(Dealer, row.dealer_id)
     assert dealer is not None
     parsed = parse_mail(row.raw)
-    extraction = extract(
-        parsed, dealer_sources=dealer.config.get("sources") or [], envelope_to=row.envelope_to
-    )
+    extraction = extract(parsed, **extract_options(parsed, row, dealer, receiving))
     if extraction.kind in ("auto_reply", "bounce", "bulk"):
-        finish_inbound(row, "ignored", f"{extraction.kind}: {extraction.reason}", now)
-        return IngestResult("ignored")
+        linked = None
+        if extraction.bounce is not None:  # a report on one of our mails: onto its lead
+            linked = record_bounce(session, dealer.id, extraction.bounce, inbound_id=row.id, now=now)
+        where = f" (lead {linked.id})" if linked is not None else ""
+        finish_inbound(row, "ignored", f"{extraction.kind}: {extraction.reason}{where}", now)
+        return IngestResult("ignored", lead_ids=[linked.id] if linked is not None else [])
 
-    replied = _lead_replied_to(session, dealer.id, extraction)
+    replied = find_replied_lead(session, dealer.id, extraction, parsed)
     if replied is not None:
         text = _strip_quote(parsed.body_text)[:20000]
         _activity(session, replied, now, "customer_reply", text or parsed.subject, inbound_id=row.id)
@@ -145,25 +156,6 @@ def _strip_quote(text: str) -> str:
             break
         kept.append(line)
     return "\n".join(kept).strip() or text.strip()
-
-
-def _lead_replied_to(session: Session, dealer_id: str, extraction: Extraction) -> Lead | None:
-    if extraction.reply_token:
-        lead = session.scalar(
-            select(Lead).where(Lead.dealer_id == dealer_id, Lead.reply_token == extraction.reply_token)
-        )
-        if lead is not None:
-            return lead
-    if extraction.reply_message_ids:
-        lead_id = session.scalar(
-            select(OutboundMessage.lead_id).where(
-                OutboundMessage.dealer_id == dealer_id,
-                OutboundMessage.message_id.in_(extraction.reply_message_ids),
-            )
-        )
-        if lead_id is not None:
-            return session.get(Lead, lead_id)
-    return None
 
 
 def fingerprint(enquiry: Enquiry) -> str:
@@ -310,6 +302,7 @@ def apply_enquiry(
         links=enquiry.links,
         format=enquiry.format,
         external_id=enquiry.external_id[:300] or None,
+        sender_verification=enquiry.sender_check or None,
         fingerprint=digest,
         reply_token=secrets.token_hex(8),
         created_at=now,
@@ -326,6 +319,8 @@ def apply_enquiry(
         f"Received via {row.via} from {who} ({enquiry.format}, {enquiry.source or 'no source'})",
         inbound_id=row.id,
     )
+    if enquiry.sender_check_detail:
+        _activity(session, lead, now, "sender_check", enquiry.sender_check_detail)
 
     mailbox = mailbox_key(row.envelope_to[0]) if row.envelope_to else ""
     route_lead(session, dealer, lead, mailbox=mailbox, now=now)
@@ -365,6 +360,7 @@ def _autoresponse(
         Classification("lead"),
         recipient=recipient,
         envelope_from=row.envelope_from,
+        envelope_known=row.via in RECEIVING_VIAS,
         last_autoresponse_at=last,
         window=parse_duration(dealer.config.get("autoresponse_window") or "24h"),
         now=now,

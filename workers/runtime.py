@@ -27,6 +27,7 @@ from workers.broker import make_broker, queue_depths
 from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
 from workers.ingest import Timing, ingest_message
+from workers.parse_facts import ReceivingSide, TxtResolver
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
 
@@ -40,6 +41,8 @@ class Runtime:
     broker: Broker
     relay: Relay
     clock: Clock = system_clock
+    # DNS TXT lookups of our own DKIM check (LMS_DKIM_VERIFY); None: the system's resolver.
+    dns_txt: TxtResolver | None = None
     ingest_actor: dramatiq.Actor = field(init=False)
     send_actor: dramatiq.Actor = field(init=False)
 
@@ -75,6 +78,10 @@ class Runtime:
         )
 
     @property
+    def receiving(self) -> ReceivingSide:
+        return ReceivingSide.from_settings(self.settings.authserv_id, self.settings.dkim_verify, self.dns_txt)
+
+    @property
     def send_policy(self) -> SendPolicy:
         return SendPolicy(
             max_attempts=self.settings.send_max_attempts,
@@ -103,7 +110,9 @@ class Runtime:
         now = self.clock()
         try:
             with self.db.session() as session:
-                result = ingest_message(session, inbound_id, now=now, timing=self.timing)
+                result = ingest_message(
+                    session, inbound_id, now=now, timing=self.timing, receiving=self.receiving
+                )
         except Exception as exc:
             log.exception("ingest of inbound message %s failed", inbound_id)
             self._record_ingest_failure(inbound_id, exc, now)

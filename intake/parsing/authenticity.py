@@ -94,9 +94,9 @@ def sender_verdict(parsed: ParsedMail, domains: Sequence[str], trust: Trust | No
         return Verdict(
             "not_checked", "sender not verified: no Authentication-Results or DKIM check configured"
         )
-    for result in trust.dkim_results or ():
-        if result.passed and _in_domains(result.domain, domains):
-            return Verdict("verified", f"DKIM signature of {result.domain} verified on receipt")
+    for checked in trust.dkim_results or ():
+        if checked.passed and _in_domains(checked.domain, domains):
+            return Verdict("verified", f"DKIM signature of {checked.domain} verified on receipt")
     values = parsed.raw_headers.get("authentication-results", [])
     why = "no DKIM or DMARC pass for " + ", ".join(domains[:2])
     if trust.authserv_ids:

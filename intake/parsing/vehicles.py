@@ -81,8 +81,8 @@ def vehicle_in_text(text: str) -> NamedVehicle | None:
             found = list(pattern.finditer(before))
             model = found[-1] if found else None
         return NamedVehicle(make, _canonical(canonical, model.group(1)) if model else "")
-    match = alone_pattern.search(text)
-    if match:
-        make, model_name = alone[match.group(1).casefold()]
+    alone_match = alone_pattern.search(text)
+    if alone_match:
+        make, model_name = alone[alone_match.group(1).casefold()]
         return NamedVehicle(make, model_name)
     return None

@@ -1,0 +1,87 @@
+"""What the parser must know about the dealer and the receiving side of one stored mail:
+the dealer's country (phones written without one), its own addresses (mail from them is our
+own coming back) and numbers (never the customer's), and the trust established on receipt
+(Authentication-Results by our authserv-id, our own DKIM check)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from intake.dkim_check import TxtResolver, verify_dkim
+
+__all__ = ["ReceivingSide", "TxtResolver", "extract_options", "own_addresses", "own_numbers", "trust_for"]
+from intake.parsing.authenticity import Trust
+from intake.parsing.mime import ParsedMail
+from intake.parsing.phones import phones_in_text
+from intake.parsing.sources import portal_of
+from models.tables import Dealer, InboundMessage
+
+# Intakes where we are the receiving server, so the envelope is ours to read.
+RECEIVING_VIAS = ("smtp", "lmtp")
+
+
+@dataclass(frozen=True)
+class ReceivingSide:
+    """Process settings of the receiving side (``LMS_AUTHSERV_ID``, ``LMS_DKIM_VERIFY``)."""
+
+    authserv_ids: tuple[str, ...] = ()
+    verify_dkim: bool = False
+    dns_txt: TxtResolver | None = None  # None: the system's DNS (tests pass their own)
+
+    @classmethod
+    def from_settings(
+        cls, authserv_id: str, dkim_verify: bool, dns_txt: TxtResolver | None = None
+    ) -> ReceivingSide:
+        ids = tuple(i.strip().lower() for i in authserv_id.split(",") if i.strip())
+        return cls(authserv_ids=ids, verify_dkim=dkim_verify, dns_txt=dns_txt)
+
+
+NOTHING_CONFIGURED = ReceivingSide()
+
+
+def own_addresses(dealer: Dealer) -> frozenset[str]:
+    boxes = [str(m).lower() for m in (dealer.config or {}).get("mailboxes") or []]
+    return frozenset([*boxes, dealer.from_address.lower()])
+
+
+@lru_cache(maxsize=256)
+def _numbers_in(text: str, region: str) -> frozenset[str]:
+    return frozenset(p.e164 for p in phones_in_text(text, region))
+
+
+def own_numbers(dealer: Dealer) -> frozenset[str]:
+    """Phone numbers written in the dealer's own blocks (footers, intros): when a customer
+    quotes our answer back, those are ours, not theirs."""
+    texts: list[str] = []
+    for template in ((dealer.config or {}).get("templates") or {}).values():
+        for key in ("seller_footer", "legal_footer"):
+            texts.append(str((template or {}).get(key) or ""))
+        texts += [str(v) for v in ((template or {}).get("intro") or {}).values()]
+    return _numbers_in("\n".join(texts), dealer.country)
+
+
+def trust_for(parsed: ParsedMail, row: InboundMessage, dealer: Dealer, receiving: ReceivingSide) -> Trust:
+    ids = receiving.authserv_ids + tuple(
+        str(i).lower() for i in (dealer.config or {}).get("authserv_ids") or []
+    )
+    results = None
+    # Only a mail that claims a portal needs the (DNS-costly) check, and only we can check
+    # what reached our own SMTP intake unchanged.
+    if receiving.verify_dkim and row.via in RECEIVING_VIAS and portal_of(parsed.from_email) is not None:
+        results = verify_dkim(row.raw, receiving.dns_txt)
+    return Trust(authserv_ids=ids, dkim_results=results)
+
+
+def extract_options(
+    parsed: ParsedMail, row: InboundMessage, dealer: Dealer, receiving: ReceivingSide
+) -> dict[str, Any]:
+    return {
+        "dealer_sources": (dealer.config or {}).get("sources") or [],
+        "envelope_to": row.envelope_to,
+        "region": dealer.country,
+        "own_addresses": own_addresses(dealer),
+        "own_numbers": own_numbers(dealer),
+        "trust": trust_for(parsed, row, dealer, receiving),
+    }
