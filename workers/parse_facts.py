@@ -85,3 +85,18 @@ def extract_options(
         "own_numbers": own_numbers(dealer),
         "trust": trust_for(parsed, row, dealer, receiving),
     }
+
+
+def parse_options(dealer: Dealer, settings: Any) -> dict[str, Any]:
+    """``lms parse --dealer``: the dealer's facts, and the authserv-ids trusted for it (a file
+    on disk was not received by us: our own DKIM check does not apply)."""
+    receiving = ReceivingSide.from_settings(settings.authserv_id, False)
+    ids = receiving.authserv_ids + tuple(
+        str(i).lower() for i in (dealer.config or {}).get("authserv_ids") or []
+    )
+    return {
+        "rules": (dealer.config or {}).get("sources") or [],
+        "region": dealer.country,
+        "own_addresses": own_addresses(dealer),
+        "trust": Trust(authserv_ids=ids),
+    }

@@ -67,18 +67,24 @@ def ingest_cmd(paths: tuple[Path, ...], recipient: str | None) -> None:
 @click.command("parse")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="JSON lines (the only output there is).")
-@click.option("--dealer", default=None, help="Use this dealer's source rules.")
+@click.option(
+    "--dealer",
+    default=None,
+    help="Use this dealer's source rules, country (phones) and trusted authserv-ids.",
+)
 def parse_cmd(paths: tuple[Path, ...], as_json: bool, dealer: str | None) -> None:
     """Show what the parser sees, one JSON line per message, without storing anything."""
-    rules: list[dict[str, Any]] = []
+    options: dict[str, Any] = {}
     if dealer:
+        from workers.parse_facts import parse_options
+
         db = open_db()
         with db.session() as session:
             row = session.get(Dealer, dealer)
             if row is None:
                 fail(f"no dealer {dealer!r}")
-            rules = list(row.config.get("sources") or [])
+            options = parse_options(row, settings())
         db.dispose()
     for path in paths:
         for message in iter_messages(path):
-            emit_json(parse_report(message.origin, message.raw, rules))
+            emit_json(parse_report(message.origin, message.raw, **options))
