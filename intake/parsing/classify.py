@@ -61,6 +61,8 @@ class Classification:
     reason: str = ""
     family: str = ""
     vendor: VendorEvent | None = None
+    # The mail a report's facts are in: the attached one when a person forwarded it.
+    report_of: ParsedMail | None = None
 
 
 def is_our_own(parsed: ParsedMail, own_addresses: Collection[str] = ()) -> str:
@@ -90,7 +92,7 @@ def _report(parsed: ParsedMail) -> Classification | None:
         actions = sorted(
             {f.get("action", "").strip().lower() for f in parsed.report_fields if f.get("action")}
         )
-        status = ", ".join(actions) or "no action given"
+        status = ", ".join(actions) or "no per-recipient fields"
         return Classification("bounce", f"delivery status notification (RFC 3464): {status}", "dsn")
     if report_type == "message/disposition-notification" or "disposition-notification" in declared:
         return Classification(
@@ -137,16 +139,15 @@ def _bounce(parsed: ParsedMail) -> Classification | None:
     auto = parsed.header("auto-submitted").lower()
     if auto and not auto.startswith("no"):
         return Classification("bounce", f"Auto-Submitted and a bounce subject {subject[:80]!r}", "bounce")
+    for mail in parsed.attached:
+        inner = _robot(mail)
+        if inner is not None and inner.family in ("dsn", "bounce", "arf"):
+            reason = f"bounce subject with a returned report inside: {inner.reason}"
+            return Classification("bounce", reason, inner.family, inner.vendor, mail)
     text = parsed.body_text[:20000]
     if texts.BOUNCE_BODY_CERTAIN.search(text):
         forwarded = " (forwarded by a person)" if is_forward_subject(subject) else ""
         return Classification("bounce", f"a mail system's bounce text{forwarded}: {subject[:80]!r}", "bounce")
-    for mail in parsed.attached:
-        inner = _robot(mail)
-        if inner is not None and inner.family in ("dsn", "bounce", "arf"):
-            return Classification(
-                "bounce", f"bounce subject with a returned report inside: {inner.reason}", inner.family
-            )
     return None
 
 
@@ -155,7 +156,7 @@ def _forwarded_robot(parsed: ParsedMail) -> Classification | None:
     for mail in parsed.attached:
         inner = _robot(mail)
         if inner is not None and inner.family in ("arf", "dsn", "bounce", "vendor_notification"):
-            return Classification(inner.kind, f"forwarded: {inner.reason}", inner.family, inner.vendor)
+            return Classification(inner.kind, f"forwarded: {inner.reason}", inner.family, inner.vendor, mail)
     if texts.ARF_SUBJECT.search(parsed.subject) and (
         parsed.attached or texts.ARF_BODY.search(parsed.body_text[:20000])
     ):
@@ -242,8 +243,8 @@ def _robot(parsed: ParsedMail) -> Classification | None:
     return (
         _report(parsed)
         or _vendor(parsed)
-        or _bounce(parsed)
         or _list_notice(parsed)
+        or _bounce(parsed)
         or _challenge(parsed)
         or _auto_reply(parsed)
     )

@@ -244,7 +244,8 @@ def extract(
     if classification.kind != "lead":
         report = None
         if classification.family in _BOUNCE_FAMILIES:
-            report = bounce_report(parsed, classification.family, classification.vendor)
+            reported = classification.report_of or parsed
+            report = bounce_report(reported, classification.family, classification.vendor)
         return Extraction(
             classification.kind, classification.reason, family=classification.family, bounce=report
         )

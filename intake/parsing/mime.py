@@ -206,17 +206,21 @@ def _report_fields(part: Message, hint: str | None) -> list[dict[str, str]]:
 
 def _std_bodies(message: Message, hint: str | None) -> _Bodies:
     found = _Bodies()
+    inside_attached: set[int] = set()  # parts of an attached message: its reports are not ours
     for part in message.walk():
         content_type = part.get_content_type()
         if content_type == "message/rfc822" or content_type == "text/rfc822-headers":
             if len(found.attached) < _MAX_ATTACHED:
                 found.attached.append(part)
             if content_type == "message/rfc822":
+                inside_attached.update(id(p) for p in part.walk() if p is not part)
                 continue  # its parts follow in the walk: their text is part of this mail's
-        if content_type in _REPORT_TYPES:
+        if content_type in _REPORT_TYPES and id(part) not in inside_attached:
             if not found.report_type:
                 found.report_type = content_type
                 found.report_fields = _report_fields(part, hint)
+            continue
+        if content_type in _REPORT_TYPES:
             continue
         if part.is_multipart():
             continue

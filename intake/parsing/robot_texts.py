@@ -17,7 +17,7 @@ BOUNCE_SUBJECT = re.compile(
     r"undeliver|returned mail|return(ed)? to sender|delivery status notification|"
     r"delivery (has )?failed|mail delivery (failed|failure|system)|failure notice|delivery failure|"
     r"non[- ]?deliver|message not delivered|could not be delivered|delivery notification|"
-    r"mail system error|rejected:|"
+    r"mail system error|"
     r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|nicht zugestellt|fehlgeschlagene zustellung|"
     r"benachrichtigung .{0,20}zustellstatus|zustellungsbericht|"
     r"non remis|non distribu|(é|e)chec de (la )?(remise|distribution|livraison)|message non d(é|e)livr|"
@@ -103,9 +103,10 @@ CHALLENGE_SUBJECT = re.compile(
 VACATION_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort|respuesta|risposta|r(é|e)ponse)|"
     r"automatische antwort|automatisch antwoord|automatisk svar|out of (the )?office|ooo\b|"
-    r"abwesenheit|abwesend|i am away|i'?m away|on vacation|on leave|urlaub|"
-    r"r(é|e)ponse automatique|absence|absent du bureau|risposta automatica|fuori sede|fuori ufficio|"
-    r"afwezig|niet aanwezig|respuesta autom(á|a)tica|fuera de la oficina|ausente|vacaciones)",
+    r"abwesenheitsnotiz|abwesenheitsmeldung|(abwesenheit|abwesend|urlaub|absence|ausente|vacaciones|"
+    r"afwezig)\s*:|i am away|i'?m away|on vacation|on leave|"
+    r"r(é|e)ponse automatique|absent du bureau|risposta automatica|fuori sede|fuori ufficio|"
+    r"niet aanwezig|respuesta autom(á|a)tica|fuera de la oficina)",
     re.I,
 )
 VACATION_HEADERS = (

@@ -12,6 +12,7 @@ Brevo events (``event`` with their message ids).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,9 +191,29 @@ def _generic(data: dict[str, Any]) -> VendorEvent | None:
     return event
 
 
+_SES_LOOSE = re.compile(r'"(?:notificationType|eventType)"\s*:\s*"(\w+)"')
+_SES_ADDRESS = re.compile(r'"emailAddress"\s*:\s*"([^"]+)"')
+_SES_DIAGNOSTIC = re.compile(r'"diagnosticCode"\s*:\s*"([^"]*)"')
+
+
+def _ses_loose(text: str) -> VendorEvent | None:
+    """SES JSON a mail system folded or cut (a line break inside a string): read the fields
+    that matter by pattern rather than lose the notification."""
+    kind = _SES_LOOSE.search(text[:_MAX_JSON])
+    if kind is None or '"mail"' not in text:
+        return None
+    event = VendorEvent("Amazon SES", _event(kind.group(1)))
+    event.recipients = [a.lower() for a in dict.fromkeys(_SES_ADDRESS.findall(text))]
+    diagnostic = _SES_DIAGNOSTIC.search(text)
+    event.detail = diagnostic.group(1) if diagnostic else kind.group(1)
+    return event
+
+
 def vendor_event(text: str) -> VendorEvent | None:
     """The notification a mail body (or JSON attachment) carries, if it is one."""
     data = _first_json(text)
+    if data is None:
+        return _ses_loose(text) if text.lstrip()[:1] == "{" else None
     if isinstance(data, dict) and data.get("Type") == "Notification" and isinstance(data.get("Message"), str):
         data = _first_json(data["Message"])  # the Amazon SNS envelope
     if isinstance(data, dict) and "mandrill_events" in data:
