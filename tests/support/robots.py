@@ -37,7 +37,9 @@ def _headers(message: EmailMessage, sender: str | None, subject: str, extra: dic
         message[key] = value
 
 
-def original_mail(message_id: str = "<8f2e1c@autohaus-muster.example>", to: str = "kunde@example.org") -> bytes:
+def original_mail(
+    message_id: str = "<8f2e1c@autohaus-muster.example>", to: str = "kunde@example.org"
+) -> bytes:
     message = EmailMessage(policy=SMTP)
     message["From"] = "Autohaus Muster <muster@leads.example.com>"
     message["To"] = to
@@ -80,15 +82,19 @@ def dsn(
         "expanded": "Your message was delivered to a mailing list and expanded.",
     }[action]
     return (
-        f"From: {sender}\r\nTo: {DEMO_MAILBOX}\r\nSubject: {subject}\r\n"
-        "Date: Mon, 30 Nov 2026 08:00:00 +0100\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
-        f"Message-ID: <dsn-{action}@mx.example.net>\r\n\r\n"
-        f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-        f"This is the mail system at host mx.example.net.\r\n\r\n{human}\r\n\r\n"
-        f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n{fields}\r\n"
-        f"--{boundary}\r\n"
-    ).encode() + returned_part + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f"From: {sender}\r\nTo: {DEMO_MAILBOX}\r\nSubject: {subject}\r\n"
+            "Date: Mon, 30 Nov 2026 08:00:00 +0100\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
+            f"Message-ID: <dsn-{action}@mx.example.net>\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+            f"This is the mail system at host mx.example.net.\r\n\r\n{human}\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n{fields}\r\n"
+            f"--{boundary}\r\n"
+        ).encode()
+        + returned_part
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
 def arf(feedback_type: str = "abuse", original: bytes | None = None) -> bytes:
@@ -96,18 +102,22 @@ def arf(feedback_type: str = "abuse", original: bytes | None = None) -> bytes:
     boundary = "arf-boundary-7"
     returned = original or original_mail()
     return (
-        "From: Feedback Loop <fbl@isp.example>\r\nTo: abuse@leads.example.com\r\n"
-        "Subject: FW: Ihre Anfrage bei Autohaus Muster\r\nDate: Mon, 30 Nov 2026 08:00:00 +0100\r\n"
-        "MIME-Version: 1.0\r\nMessage-ID: <arf-1@isp.example>\r\n"
-        f'Content-Type: multipart/report; report-type=feedback-report; boundary="{boundary}"\r\n\r\n'
-        f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-        "This is an email abuse report for an email message received from IP 192.0.2.1.\r\n\r\n"
-        f"--{boundary}\r\nContent-Type: message/feedback-report\r\n\r\n"
-        f"Feedback-Type: {feedback_type}\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
-        "Original-Mail-From: <>\r\nOriginal-Rcpt-To: <kunde@example.org>\r\n"
-        "Arrival-Date: Mon, 30 Nov 2026 07:00:00 +0100\r\nSource-IP: 192.0.2.1\r\n\r\n"
-        f"--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n"
-    ).encode() + returned + f"\r\n--{boundary}--\r\n".encode()
+        (
+            "From: Feedback Loop <fbl@isp.example>\r\nTo: abuse@leads.example.com\r\n"
+            "Subject: FW: Ihre Anfrage bei Autohaus Muster\r\nDate: Mon, 30 Nov 2026 08:00:00 +0100\r\n"
+            "MIME-Version: 1.0\r\nMessage-ID: <arf-1@isp.example>\r\n"
+            f'Content-Type: multipart/report; report-type=feedback-report; boundary="{boundary}"\r\n\r\n'
+            f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+            "This is an email abuse report for an email message received from IP 192.0.2.1.\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: message/feedback-report\r\n\r\n"
+            f"Feedback-Type: {feedback_type}\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
+            "Original-Mail-From: <>\r\nOriginal-Rcpt-To: <kunde@example.org>\r\n"
+            "Arrival-Date: Mon, 30 Nov 2026 07:00:00 +0100\r\nSource-IP: 192.0.2.1\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n"
+        ).encode()
+        + returned
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
 def forward_with_attachment(
@@ -121,13 +131,17 @@ def forward_with_attachment(
     (RFC 2046 §5.2.1 forbids encoding it)."""
     boundary = "fwd-boundary-3"
     return (
-        f"From: {sender}\r\nTo: {DEMO_MAILBOX}\r\nSubject: {subject}\r\n"
-        "Date: Mon, 30 Nov 2026 08:00:00 +0100\r\nMessage-ID: <fwd-1@provider.example>\r\nMIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
-        f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-        f"{note}\r\n\r\n--{boundary}\r\nContent-Type: message/rfc822\r\n"
-        "Content-Disposition: attachment; filename=forwarded.eml\r\n\r\n"
-    ).encode() + inner + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f"From: {sender}\r\nTo: {DEMO_MAILBOX}\r\nSubject: {subject}\r\n"
+            "Date: Mon, 30 Nov 2026 08:00:00 +0100\r\nMessage-ID: <fwd-1@provider.example>\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+            f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            f"{note}\r\n\r\n--{boundary}\r\nContent-Type: message/rfc822\r\n"
+            "Content-Disposition: attachment; filename=forwarded.eml\r\n\r\n"
+        ).encode()
+        + inner
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
 def _forward(subject: str, inner: bytes) -> bytes:
@@ -331,8 +345,12 @@ def vendor_notifications() -> list[Robot]:
             "bounceType": "Permanent",
             "bounceSubType": "General",
             "bouncedRecipients": [
-                {"emailAddress": "kunde@example.org", "action": "failed", "status": "5.1.1",
-                 "diagnosticCode": "smtp; 550 5.1.1 user unknown"}
+                {
+                    "emailAddress": "kunde@example.org",
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                }
             ],
             "timestamp": "2026-11-30T07:00:01.000Z",
             "feedbackId": "0100018c-feedback",
@@ -341,8 +359,11 @@ def vendor_notifications() -> list[Robot]:
     }
     ses_complaint = {
         "notificationType": "Complaint",
-        "complaint": {"complainedRecipients": [{"emailAddress": "kunde@example.org"}],
-                      "complaintFeedbackType": "abuse", "timestamp": "2026-11-30T07:00:01.000Z"},
+        "complaint": {
+            "complainedRecipients": [{"emailAddress": "kunde@example.org"}],
+            "complaintFeedbackType": "abuse",
+            "timestamp": "2026-11-30T07:00:01.000Z",
+        },
         "mail": _ses_mail(),
     }
     ses_delivery_event = {
@@ -358,32 +379,64 @@ def vendor_notifications() -> list[Robot]:
         "Timestamp": "2026-11-30T07:00:02.000Z",
     }
     sendgrid = [
-        {"email": "kunde@example.org", "timestamp": 1796022000, "event": "bounce", "type": "bounce",
-         "reason": "550 5.1.1 The email account that you tried to reach does not exist",
-         "status": "5.1.1", "sg_event_id": "ZGVsaXZlcmVk", "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001",
-         "smtp-id": "<8f2e1c@autohaus-muster.example>"}
+        {
+            "email": "kunde@example.org",
+            "timestamp": 1796022000,
+            "event": "bounce",
+            "type": "bounce",
+            "reason": "550 5.1.1 The email account that you tried to reach does not exist",
+            "status": "5.1.1",
+            "sg_event_id": "ZGVsaXZlcmVk",
+            "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001",
+            "smtp-id": "<8f2e1c@autohaus-muster.example>",
+        }
     ]
     mailgun = {
         "signature": {"timestamp": "1796022000", "token": "abc", "signature": "def"},
         "event-data": {
-            "event": "failed", "severity": "permanent", "recipient": "kunde@example.org",
+            "event": "failed",
+            "severity": "permanent",
+            "recipient": "kunde@example.org",
             "delivery-status": {"code": 550, "description": "Not delivering to previously bounced address"},
             "message": {"headers": {"message-id": "8f2e1c@autohaus-muster.example"}},
         },
     }
     postmark = {
-        "RecordType": "Bounce", "Type": "HardBounce", "TypeCode": 1, "MessageID": "883953f4-postmark",
-        "Email": "kunde@example.org", "Description": "The server was unable to deliver your message.",
+        "RecordType": "Bounce",
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "MessageID": "883953f4-postmark",
+        "Email": "kunde@example.org",
+        "Description": "The server was unable to deliver your message.",
         "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
     }
-    sparkpost = [{"msys": {"message_event": {"type": "bounce", "rcpt_to": "kunde@example.org",
-                                             "reason": "550 5.1.1 user unknown", "bounce_class": "10"}}}]
-    mandrill = {"mandrill_events": json.dumps([{"event": "hard_bounce",
-                                                "msg": {"email": "kunde@example.org", "diag": "smtp;550 5.1.1"}}])}
+    sparkpost = [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "bounce",
+                    "rcpt_to": "kunde@example.org",
+                    "reason": "550 5.1.1 user unknown",
+                    "bounce_class": "10",
+                }
+            }
+        }
+    ]
+    mandrill = {
+        "mandrill_events": json.dumps(
+            [{"event": "hard_bounce", "msg": {"email": "kunde@example.org", "diag": "smtp;550 5.1.1"}}]
+        )
+    }
     bodies = [
-        ("ses-bounce", ses_bounce), ("ses-complaint", ses_complaint), ("ses-delivery-event", ses_delivery_event),
-        ("sns-envelope", sns_envelope), ("sendgrid", sendgrid), ("mailgun", mailgun), ("postmark", postmark),
-        ("sparkpost", sparkpost), ("mandrill", mandrill),
+        ("ses-bounce", ses_bounce),
+        ("ses-complaint", ses_complaint),
+        ("ses-delivery-event", ses_delivery_event),
+        ("sns-envelope", sns_envelope),
+        ("sendgrid", sendgrid),
+        ("mailgun", mailgun),
+        ("postmark", postmark),
+        ("sparkpost", sparkpost),
+        ("mandrill", mandrill),
     ]
     robots = []
     for name, body in bodies:
@@ -398,48 +451,103 @@ def vendor_notifications() -> list[Robot]:
     message = EmailMessage(policy=SMTP)
     _headers(message, "Alerts <alerts@mailservice.example>", "Event notification", None)
     message.set_content("See the attached event.")
-    message.add_attachment(json.dumps(postmark).encode(), maintype="application", subtype="json",
-                           filename="event.json")
+    message.add_attachment(
+        json.dumps(postmark).encode(), maintype="application", subtype="json", filename="event.json"
+    )
     robots.append(Robot("vendor:json-attachment", "vendor_notification", message.as_bytes()))
     return robots
 
 
 def list_notices() -> list[Robot]:
     items = [
-        ("mailman-moderation", "Your message to Autofreunde awaits moderator approval",
-         "autofreunde-bounces@lists.example.org", {"X-Mailman-Version": "2.1.39", "Precedence": "bulk"}),
-        ("mailman3-not-member", "Your message to autofreunde@lists.example.org was rejected: you are not a member",
-         "autofreunde-owner@lists.example.org", {"Auto-Submitted": "auto-replied"}),
-        ("listserv-rejected", "Rejected posting to AUTOS-L@LISTSERV.EXAMPLE.EDU",
-         "LISTSERV@LISTSERV.EXAMPLE.EDU", None),
-        ("google-groups", "Address not found: You are not a member of the group Autofreunde",
-         "Google Groups <noreply-groups@googlegroups.example>", {"Auto-Submitted": "auto-replied"}),
-        ("loop-alert", "Loop alert: duplicated Message-ID <8f2e1c@autohaus-muster.example>",
-         "sympa@lists.example.org", None),
-        ("sympa-request", "Confirmation of your subscription to autofreunde",
-         "autofreunde-request@lists.example.org", {"Return-Path": "<>"}),
+        (
+            "mailman-moderation",
+            "Your message to Autofreunde awaits moderator approval",
+            "autofreunde-bounces@lists.example.org",
+            {"X-Mailman-Version": "2.1.39", "Precedence": "bulk"},
+        ),
+        (
+            "mailman3-not-member",
+            "Your message to autofreunde@lists.example.org was rejected: you are not a member",
+            "autofreunde-owner@lists.example.org",
+            {"Auto-Submitted": "auto-replied"},
+        ),
+        (
+            "listserv-rejected",
+            "Rejected posting to AUTOS-L@LISTSERV.EXAMPLE.EDU",
+            "LISTSERV@LISTSERV.EXAMPLE.EDU",
+            None,
+        ),
+        (
+            "google-groups",
+            "Address not found: You are not a member of the group Autofreunde",
+            "Google Groups <noreply-groups@googlegroups.example>",
+            {"Auto-Submitted": "auto-replied"},
+        ),
+        (
+            "loop-alert",
+            "Loop alert: duplicated Message-ID <8f2e1c@autohaus-muster.example>",
+            "sympa@lists.example.org",
+            None,
+        ),
+        (
+            "sympa-request",
+            "Confirmation of your subscription to autofreunde",
+            "autofreunde-request@lists.example.org",
+            {"Return-Path": "<>"},
+        ),
     ]
     robots = []
     for name, subject, sender, extra in items:
-        robots.append(Robot(f"list:{name}", "list_notice",
-                            text_bounce(subject, "This is an automatic notice of the list manager.",
-                                        sender=sender, extra=extra)))
+        robots.append(
+            Robot(
+                f"list:{name}",
+                "list_notice",
+                text_bounce(
+                    subject, "This is an automatic notice of the list manager.", sender=sender, extra=extra
+                ),
+            )
+        )
     return robots
 
 
 def challenges() -> list[Robot]:
     items = [
-        ("spamarrest", "Please confirm your message", "Spam Arrest <verify@spamarrest.com>", None,
-         "Please click the link below to verify that you are a person."),
-        ("boxbe", "Ihre E-Mail wartet auf Bestätigung", "Boxbe <notify@boxbe.com>", None,
-         "Bitte bestätigen Sie, dass Sie ein Mensch sind."),
-        ("boxtrapper", "Your email requires verification verify#1a2b3c",
-         "kunde@example.org", {"Auto-Submitted": "auto-replied"},
-         "The message you sent requires that you verify that you are a real live human being."),
-        ("tmda", "Re: Ihre Anfrage", "Kunde <kunde-confirm@example.org>", {"X-TMDA-Fingerprint": "abc123"},
-         "Your message is held until you confirm it."),
-        ("mailinblack", "Confirmez votre message", "Mailinblack <noreply@mailinblack.com>", None,
-         "Veuillez confirmer votre adresse."),
+        (
+            "spamarrest",
+            "Please confirm your message",
+            "Spam Arrest <verify@spamarrest.com>",
+            None,
+            "Please click the link below to verify that you are a person.",
+        ),
+        (
+            "boxbe",
+            "Ihre E-Mail wartet auf Bestätigung",
+            "Boxbe <notify@boxbe.com>",
+            None,
+            "Bitte bestätigen Sie, dass Sie ein Mensch sind.",
+        ),
+        (
+            "boxtrapper",
+            "Your email requires verification verify#1a2b3c",
+            "kunde@example.org",
+            {"Auto-Submitted": "auto-replied"},
+            "The message you sent requires that you verify that you are a real live human being.",
+        ),
+        (
+            "tmda",
+            "Re: Ihre Anfrage",
+            "Kunde <kunde-confirm@example.org>",
+            {"X-TMDA-Fingerprint": "abc123"},
+            "Your message is held until you confirm it.",
+        ),
+        (
+            "mailinblack",
+            "Confirmez votre message",
+            "Mailinblack <noreply@mailinblack.com>",
+            None,
+            "Veuillez confirmer votre adresse.",
+        ),
     ]
     return [
         Robot(f"challenge:{name}", "challenge", text_bounce(subject, body, sender=sender, extra=extra))
@@ -463,9 +571,18 @@ def vacations() -> list[Robot]:
     robots = []
     for name, subject, extra in items:
         family = "auto_reply" if name == "header-auto-submitted" else "vacation"
-        robots.append(Robot(f"vacation:{name}", family,
-                            text_bounce(subject, "Ich bin bis zum 7.12. nicht im Büro.",
-                                        sender="Kunde <kunde@example.org>", extra=extra)))
+        robots.append(
+            Robot(
+                f"vacation:{name}",
+                family,
+                text_bounce(
+                    subject,
+                    "Ich bin bis zum 7.12. nicht im Büro.",
+                    sender="Kunde <kunde@example.org>",
+                    extra=extra,
+                ),
+            )
+        )
     return robots
 
 
@@ -486,9 +603,16 @@ def read_receipt() -> Robot:
 
 
 def structured() -> list[Robot]:
-    robots = [Robot(f"dsn:{action}", "dsn", dsn(action, status))
-              for action, status in (("failed", "5.1.1"), ("delayed", "4.4.7"), ("delivered", "2.0.0"),
-                                     ("relayed", "2.0.0"), ("expanded", "2.0.0"))]
+    robots = [
+        Robot(f"dsn:{action}", "dsn", dsn(action, status))
+        for action, status in (
+            ("failed", "5.1.1"),
+            ("delayed", "4.4.7"),
+            ("delivered", "2.0.0"),
+            ("relayed", "2.0.0"),
+            ("expanded", "2.0.0"),
+        )
+    ]
     robots.append(Robot("dsn:headers-only", "dsn", dsn(headers_only=True)))
     robots += [Robot(f"arf:{kind}", "arf", arf(kind)) for kind in ("abuse", "fraud", "not-spam", "opt-out")]
     robots.append(read_receipt())
@@ -533,8 +657,17 @@ def all_robots() -> list[Robot]:
 def customer_mail_like_a_robot() -> list[bytes]:
     """People who write robot words: still leads."""
     return [
-        enquiry(subject="Ihre Mail war unzustellbar?", body="Hallo, meine letzte Mail kam zurück. Ist der Golf noch da?"),
-        enquiry(subject="Abwesenheit im Dezember", body="Ich bin im Dezember weg, Probefahrt bitte im Januar."),
-        enquiry(subject="Bitte bestätigen Sie den Termin", body="Können Sie die Probefahrt am Samstag bestätigen?"),
-        enquiry(subject="Fwd: Angebot Golf", body="Hallo, ich leite Ihnen das Angebot weiter. Passt der Preis?"),
+        enquiry(
+            subject="Ihre Mail war unzustellbar?",
+            body="Hallo, meine letzte Mail kam zurück. Ist der Golf noch da?",
+        ),
+        enquiry(
+            subject="Abwesenheit im Dezember", body="Ich bin im Dezember weg, Probefahrt bitte im Januar."
+        ),
+        enquiry(
+            subject="Bitte bestätigen Sie den Termin", body="Können Sie die Probefahrt am Samstag bestätigen?"
+        ),
+        enquiry(
+            subject="Fwd: Angebot Golf", body="Hallo, ich leite Ihnen das Angebot weiter. Passt der Preis?"
+        ),
     ]
