@@ -28,6 +28,12 @@ from tests.support.stack import Stack
 from workers.bounces import bouncing_reason
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def customer_enquiry() -> bytes:
+    return enquiry(sender="Kunde <kunde@example.org>", subject="Probefahrt Golf")
+
+
 SISIMAI = {
     "arf-03.eml": "arf",
     "arf-22.eml": "arf",
@@ -199,8 +205,9 @@ def test_a_text_bounce_quoting_our_message_id_and_a_cloud_json_bounce_find_the_l
     exim = text_bounce(
         "Mail delivery failed: returning message to sender",
         "This message was created automatically by mail delivery software.\n\n  kunde@example.org\n"
-        "    host mx.example.org: 550 5.1.1 User unknown\n\n------ This is a copy of the message, including all"
-        f" the headers. ------\n\nMessage-ID: {answer.message_id}\nSubject: Ihre Anfrage\n",
+        "    host mx.example.org: 550 5.1.1 User unknown\n\n"
+        "------ This is a copy of the message, including all the headers. ------\n\n"
+        f"Message-ID: {answer.message_id}\nSubject: Ihre Anfrage\n",
     )
     assert f"(lead {lead_id})" in (ingest(stack, exim).reason or "")
     ses = vendor_notifications()[0].raw.replace(
