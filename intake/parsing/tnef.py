@@ -46,8 +46,10 @@ def unpack_tnef(data: bytes) -> Tnef | None:
         if not (result.text or result.html) and getattr(tnef, "_rtfbody", None):
             result.problems.append("TNEF body only as compressed RTF: not read")
         for attachment in tnef.attachments:
+            # tnefparse decodes a short name as UTF-8; Outlook wrote it in the message's code page.
+            name = getattr(attachment, "_name", b"")
             try:
-                name = attachment.long_filename() or attachment.name
+                name = attachment.long_filename() if not isinstance(name, bytes) else name
             except Exception:
                 name = ""
             if isinstance(name, bytes):
