@@ -44,7 +44,10 @@ def verify_dkim(
         try:
             ok = bool(checker.verify(idx=index, dnsfunc=dnsfunc))
             detail = f"DKIM signature of {domain} " + ("valid" if ok else "invalid (body or headers changed)")
-        except Exception as exc:  # no key in DNS, broken signature, timeout
-            ok, detail = False, f"DKIM signature of {domain or '?'} not verifiable: {exc}"
+        except dkim.DKIMException as exc:  # body hash mismatch, no key in DNS, broken tags
+            why = str(exc).split(" (")[0]  # without the hashes dkimpy appends
+            ok, detail = False, f"DKIM signature of {domain or '?'} invalid: {why}"
+        except Exception as exc:  # DNS timeout and the like
+            ok, detail = False, f"DKIM signature of {domain or '?'} not verifiable: {type(exc).__name__}"
         results.append(DkimResult(domain, ok, detail[:300]))
     return tuple(results)
