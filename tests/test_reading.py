@@ -3,6 +3,7 @@ can never be answered, our own mail coming back without our headers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -316,3 +317,32 @@ def test_a_file_without_envelope_is_still_answered(stack: Stack) -> None:
     # lms ingest and IMAP see no envelope: only a Return-Path header could say it was null.
     ingest(stack, enquiry(sender="erika@example.org", subject="Probefahrt"), sender="", via="ingest")
     assert len(stack.outbound("autoresponse")) == 1
+
+
+def test_lms_parse_shows_kind_phones_vehicle_and_sender_check(stack: Stack, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lms.cli import main
+    from tests.support.robots import dsn
+
+    mail = tmp_path / "mail.eml"
+    mail.write_bytes(enquiry(subject="Leasing", body="Leasing für den Kodiaq? Erreichbar unter 0171 2223334"))
+    portal = tmp_path / "portal.eml"
+    portal.write_bytes(enquiry(sender="mobile.de <noreply@mobile.de>", headers={"Reply-To": "j@example.net"}))
+    bounce = tmp_path / "bounce.eml"
+    bounce.write_bytes(dsn())
+    cli = CliRunner(env={"LMS_DATABASE_URL": stack.settings.database_url})
+    result = cli.invoke(main, ["parse", str(mail), str(portal), str(bounce), "--json", "--dealer", "muster"])
+    assert result.exit_code == 0, result.output
+    lead, portal_lead, robot = (json.loads(line) for line in result.stdout.splitlines())
+    contact = lead["lead"]["contact"]
+    assert (contact["phones"], contact["phones_e164"]) == (["0171 2223334"], ["+491712223334"])
+    assert lead["lead"]["vehicle"] == {"make": "Skoda", "model": "Kodiaq"}
+    assert (lead["kind"], lead["family"], lead["sender_verification"]) == ("lead", "lead", None)
+    assert portal_lead["sender_verification"]["state"] == "not_checked"
+    assert (robot["kind"], robot["family"], robot["lead"]) == ("bounce", "dsn", None)
+    assert robot["reason"] == "delivery status notification (RFC 3464): failed"
+    assert robot["report"]["recipients"] == ["kunde@example.org"] and robot["report"]["status"] == "failed"
+    # Without a dealer there is no country: numbers are shown as found, not placed.
+    bare = json.loads(cli.invoke(main, ["parse", str(mail), "--json"]).stdout)
+    assert bare["lead"]["contact"]["phones"] == [] and bare["lead"]["contact"]["phones_e164"] == []
