@@ -213,6 +213,23 @@ def test_impossible_addresses_never_become_the_customer(sender: str) -> None:
     assert all(not e.customer.email for e in extraction.enquiries)
 
 
+def test_an_impossible_address_in_an_adf_lead_is_dropped() -> None:
+    document = (
+        "<adf><prospect><customer><contact><name part='full'>Ali Kaya</name><email>a@b@c@d</email>"
+        "<phone>0151 1112223</phone></contact></customer></prospect></adf>"
+    )
+    extraction = extract(
+        parse_mail(enquiry(sender="Leads <leads@provider.example>", body=document)), region="DE"
+    )
+    [lead] = extraction.enquiries
+    assert lead.customer.email == "" and lead.customer.phones == ["0151 1112223"]
+    form = enquiry(
+        sender="Web <web@partner.example>", body="Name: Ali Kaya\nE-Mail: a@b@c@d.de@x\nTelefon: 0151 1112223"
+    )
+    [lead] = extract(parse_mail(form), region="DE").enquiries
+    assert lead.customer.email == "" and lead.customer.phones == ["0151 1112223"]
+
+
 def test_our_own_mail_without_our_headers_is_not_a_lead() -> None:
     message = EmailMessage(policy=SMTP)
     message["From"] = "Autohaus Muster <muster@leads.example.com>"

@@ -375,6 +375,10 @@ def _extract_lead(
         enquiries = [enquiry]
 
     for enquiry in enquiries:
+        if enquiry.customer.email and not is_valid_address(enquiry.customer.email):
+            # Whatever format carried it (ADF, a form field), nobody can be written to there.
+            result.problems.append(f"customer address {enquiry.customer.email!r} is no mail address: dropped")
+            enquiry.customer.email = ""
         if verdict is not None:
             enquiry.sender_check, enquiry.sender_check_detail = verdict.state, verdict.detail
         if enquiry.format in ("mail", "form", "portal"):
