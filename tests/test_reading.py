@@ -224,7 +224,8 @@ def test_an_impossible_address_in_an_adf_lead_is_dropped() -> None:
     [lead] = extraction.enquiries
     assert lead.customer.email == "" and lead.customer.phones == ["0151 1112223"]
     form = enquiry(
-        sender="Web <noreply@partner.example>", body="Name: Ali Kaya\nE-Mail: a@b@c@d.de@x\nTelefon: 0151 1112223"
+        sender="Web <noreply@partner.example>",
+        body="Name: Ali Kaya\nE-Mail: a@b@c@d.de@x\nTelefon: 0151 1112223",
     )
     [lead] = extract(parse_mail(form), region="DE").enquiries
     assert lead.customer.email == "" and lead.customer.phones == ["0151 1112223"]
