@@ -66,7 +66,7 @@ def corpus() -> list[bytes]:
 
 def ours(mails: list[bytes]) -> None:
     for raw in mails:
-        extract(parse_mail(raw))
+        extract(parse_mail(raw), region="DE")  # as ingest calls it: the dealer's country
 
 
 def stdlib(mails: list[bytes]) -> None:

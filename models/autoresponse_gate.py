@@ -46,7 +46,7 @@ def autoresponse_gate(facts: AnswerFacts, *, now: datetime) -> Gate:
     if not facts.recipient_takes_replies:
         return Gate(False, f"{facts.recipient} does not take replies")
     if facts.null_sender:
-        return Gate(False, "null envelope sender (automatic mail)")
+        return Gate(False, "null envelope sender (RFC 3834: no automatic answer)")
     if any(token in facts.auto_response_suppress for token in ("all", "autoreply", "oof")):
         return Gate(False, f"X-Auto-Response-Suppress: {facts.auto_response_suppress}")
     last = facts.last_autoresponse_at

@@ -255,6 +255,9 @@ class DealerConfig(Strict):
     # At most one autoresponse per recipient address in this window (RFC 3834 §2).
     autoresponse_window: Duration = "24h"
     dkim: DkimConfig | None = None
+    # Authentication-Results authserv-ids trusted for this dealer's mail besides LMS_AUTHSERV_ID
+    # (e.g. the mail provider of a polled IMAP mailbox).
+    authserv_ids: list[str] = []
     imap: list[ImapConfig] = []
     completion_reasons: list[CompletionReasonConfig] = []
 

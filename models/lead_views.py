@@ -18,6 +18,13 @@ from models.tables import (
     User,
 )
 
+# What a person reads about a portal mail's sender (lms leads, the web pane).
+SENDER_NOTES = {
+    "unverified": "unverified sender",
+    "not_checked": "sender not verified",
+    "verified": "sender verified",
+}
+
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
@@ -70,6 +77,9 @@ def lead_dict(
         "due_kind": lead.due_kind,
         "completion_reason": lead.completion_reason.code if lead.completion_reason else None,
         "inbound_id": lead.inbound_id,
+        # verified | unverified | not_checked; null when the mail claimed no portal.
+        "sender_verification": lead.sender_verification,
+        "sender_note": SENDER_NOTES.get(lead.sender_verification or ""),
     }
     if with_activities:
         rows = session.scalars(

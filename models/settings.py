@@ -40,3 +40,9 @@ class Settings(BaseSettings):
     send_max_attempts: int = Field(default=8, ge=1)
     # The actor time limit (Dramatiq TimeLimit middleware), in seconds.
     actor_time_limit_seconds: float = Field(default=120.0, gt=0)
+    # Authentication-Results authserv-id(s) our receiving mail server writes (RFC 8601),
+    # comma-separated: only the topmost such header is trusted for a portal's DKIM/DMARC pass.
+    authserv_id: str = ""
+    # Verify DKIM signatures ourselves for mail our SMTP intake received (we are the
+    # receiving server then); DNS lookups at ingest.
+    dkim_verify: bool = False

@@ -215,6 +215,9 @@ class Lead(Base):
     external_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     # What the enquiry says, hashed: a portal's re-sent mail is recognised by it.
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A mail claiming a portal: verified | unverified (a spoof suspect, taken as a plain mail)
+    # | not_checked (no verification configured); NULL when the mail claimed no portal.
+    sender_verification: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # In our Reply-To ("mailbox+r-TOKEN@domain"): a customer's answer finds its lead by it.
     reply_token: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

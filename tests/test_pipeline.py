@@ -256,7 +256,13 @@ def test_an_ingest_failure_is_recorded_and_retried(db_url: str, sink: SmtpSink) 
     stack = Stack(db_url, relay_url=sink.url, clock=clock, smtp=False, worker_threads=None)
     try:
         [stored] = store_message(
-            stack.db, enquiry(), envelope_from="", recipients=[DEMO_MAILBOX], via="smtp", now=clock()
+            # A real envelope sender: MAIL FROM:<> is never answered (RFC 3834), nothing would render.
+            stack.db,
+            enquiry(),
+            envelope_from="erika@example.org",
+            recipients=[DEMO_MAILBOX],
+            via="smtp",
+            now=clock(),
         )
         with stack.db.session() as session:  # a stored configuration no schema accepts
             dealer = session.get(Dealer, "muster")

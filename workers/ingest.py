@@ -65,16 +65,16 @@ from workers.assign import (
     previous_editor,
     snapshot,
 )
+from workers.bounces import record_bounce
 from workers.contacts import find_contact, identities, lock_identity_keys, match_contact
 from workers.escalations import set_first_due
+from workers.parse_facts import NOTHING_CONFIGURED, RECEIVING_VIAS, ReceivingSide, extract_options
 from workers.render.context import lead_context
+from workers.reply_lookup import find_replied_lead
 
 log = logging.getLogger(__name__)
 
 RESEND_WINDOW = timedelta(days=30)
-# Envelope senders we know as given by the sending server: an empty one there is the null
-# sender <>. (IMAP and file imports have no envelope: "" means unknown there.)
-ENVELOPE_VIAS = ("smtp", "lmtp", "deliver")
 
 
 @dataclass(frozen=True)
@@ -148,9 +148,12 @@ class Envelope:
         return mailbox_key(self.envelope_to[0]) if self.envelope_to else ""
 
 
-def understand(raw: bytes, policy: DealerPolicy, envelope_to: Sequence[str]) -> Understood:
-    parsed = parse_mail(raw)
-    return Understood(parsed, extract(parsed, dealer_sources=policy.source_rules, envelope_to=envelope_to))
+def understand(
+    envelope: Envelope, policy: DealerPolicy, receiving: ReceivingSide = NOTHING_CONFIGURED
+) -> Understood:
+    parsed = parse_mail(envelope.raw)
+    options = extract_options(parsed, envelope.raw, envelope.via, envelope.envelope_to, policy, receiving)
+    return Understood(parsed, extract(parsed, **options))
 
 
 # -- the pipeline's entry ----------------------------------------------------------------------
@@ -175,7 +178,12 @@ class _Item:
 
 
 def ingest_batch(
-    db: Database, inbound_ids: Sequence[int], *, now: datetime, timing: Timing = Timing()
+    db: Database,
+    inbound_ids: Sequence[int],
+    *,
+    now: datetime,
+    timing: Timing = Timing(),
+    receiving: ReceivingSide = NOTHING_CONFIGURED,
 ) -> dict[int, IngestResult | Exception]:
     """Stored messages through ingest together: one read, one write transaction for their
     leads, rendering outside, one write transaction for their mails. Each message is isolated
@@ -186,7 +194,7 @@ def ingest_batch(
         if item.pending:
             try:
                 assert item.envelope is not None and item.policy is not None
-                item.understood = understand(item.envelope.raw, item.policy, item.envelope.envelope_to)
+                item.understood = understand(item.envelope, item.policy, receiving)
             except Exception as exc:  # the parser never raises; a bug must not stop the others
                 item.error = exc
     fresh = [item for item in items if item.pending and not item.routed]
@@ -206,10 +214,15 @@ def ingest_batch(
 
 
 def ingest_message(
-    db: Database, inbound_id: int, *, now: datetime, timing: Timing = Timing()
+    db: Database,
+    inbound_id: int,
+    *,
+    now: datetime,
+    timing: Timing = Timing(),
+    receiving: ReceivingSide = NOTHING_CONFIGURED,
 ) -> IngestResult:
     """One stored message through ingest (a batch of one); its failure raises."""
-    result = ingest_batch(db, [inbound_id], now=now, timing=timing)[inbound_id]
+    result = ingest_batch(db, [inbound_id], now=now, timing=timing, receiving=receiving)[inbound_id]
     if isinstance(result, Exception):
         raise result
     return result
@@ -337,12 +350,13 @@ def process_inbound(
     timing: Timing,
     force_source: str | None = None,
     understood: Understood | None = None,
+    receiving: ReceivingSide = NOTHING_CONFIGURED,
 ) -> IngestResult:
     """The whole of ingest in the caller's transaction."""
     policy = load_policy(session, row.dealer_id)
     envelope = Envelope.of(row)
     if understood is None:
-        understood = understand(envelope.raw, policy, envelope.envelope_to)
+        understood = understand(envelope, policy, receiving)
     if force_source:
         for enquiry in understood.extraction.enquiries:
             enquiry.source = force_source
@@ -393,7 +407,9 @@ def plan_routing(
     """For each enquiry that will be a new lead, who gets it (``None``: it will not be one).
     ``snaps``: shared by the messages of a batch, so each decision sees the ones before it."""
     extraction = understood.extraction
-    if extraction.kind != "lead" or not extraction.enquiries or _reply_target(session, policy.id, extraction):
+    if extraction.kind != "lead" or not extraction.enquiries:
+        return []
+    if find_replied_lead(session, policy.id, extraction, understood.parsed) is not None:
         return []
     snaps = {} if snaps is None else snaps
     if policy.id not in snaps:
@@ -403,9 +419,9 @@ def plan_routing(
     for enquiry in extraction.enquiries:
         email, phones = identities(enquiry.customer, policy.country)
         contact = find_contact(session, policy.id, email, phones)
-        if _resent_lead(session, policy.id, enquiry, envelope, now) is not None or (
-            contact is not None and _open_lead(session, policy.id, contact.id) is not None
-        ):
+        if _resent_lead(
+            session, policy.id, enquiry, envelope, now, contact.id if contact else None
+        ) is not None or (contact is not None and _open_lead(session, policy.id, contact.id) is not None):
             plans.append(None)
             continue
         previous = previous_editor(session, contact.id if contact else None)
@@ -449,10 +465,14 @@ def write_inbound(
         return IngestResult(row.state)
     parsed, extraction = understood.parsed, understood.extraction
     if extraction.kind in ("auto_reply", "bounce", "bulk"):
-        finish_inbound(row, "ignored", f"{extraction.kind}: {extraction.reason}", now)
-        return IngestResult("ignored")
+        linked = None
+        if extraction.bounce is not None:  # a report on one of our mails: onto its lead
+            linked = record_bounce(session, policy.id, extraction.bounce, inbound_id=row.id, now=now)
+        where = f" (lead {linked.id})" if linked is not None else ""
+        finish_inbound(row, "ignored", f"{extraction.kind}: {extraction.reason}{where}", now)
+        return IngestResult("ignored", lead_ids=[linked.id] if linked is not None else [])
 
-    replied = _reply_target(session, policy.id, extraction)
+    replied = find_replied_lead(session, policy.id, extraction, parsed)
     if replied is not None:
         text = _strip_quote(parsed.body_text)[:20000]
         _activity(session, replied, now, "customer_reply", text or parsed.subject, inbound_id=row.id)
@@ -500,26 +520,6 @@ def _strip_quote(text: str) -> str:
     return "\n".join(kept).strip() or text.strip()
 
 
-def _reply_target(session: Session, dealer_id: str, extraction: Extraction) -> Lead | None:
-    """The lead a customer's reply to our mail belongs to."""
-    if extraction.reply_token:
-        lead = session.scalar(
-            select(Lead).where(Lead.dealer_id == dealer_id, Lead.reply_token == extraction.reply_token)
-        )
-        if lead is not None:
-            return lead
-    if extraction.reply_message_ids:
-        lead_id = session.scalar(
-            select(OutboundMessage.lead_id).where(
-                OutboundMessage.dealer_id == dealer_id,
-                OutboundMessage.message_id.in_(extraction.reply_message_ids),
-            )
-        )
-        if lead_id is not None:
-            return session.get(Lead, lead_id)
-    return None
-
-
 def fingerprint(enquiry: Enquiry) -> str:
     """What makes two mails the same enquiry: who, about what, saying what."""
     words = " ".join(re.findall(r"\w+", enquiry.message.lower()))[:2000]
@@ -537,11 +537,17 @@ def fingerprint(enquiry: Enquiry) -> str:
 
 
 def _resent_lead(
-    session: Session, dealer_id: str, enquiry: Enquiry, envelope: Envelope, now: datetime
+    session: Session,
+    dealer_id: str,
+    enquiry: Enquiry,
+    envelope: Envelope,
+    now: datetime,
+    contact_id: int | None,
 ) -> Lead | None:
     """The lead this enquiry already made: the same content within 30 days, the same sender's
-    lead id (ADF, call), or the same Message-ID (a relay's retry with another Received: line).
-    Three lookups, each on its own index (an OR of them would read the whole table)."""
+    lead id (ADF, call), or, for the same customer, the same Message-ID (a relay's retry with
+    another Received: line; a forger may copy a Message-ID, so another customer's does not
+    count). Lookups each on its own index (an OR of them would read the whole table)."""
     queries = [
         select(Lead.id).where(
             Lead.dealer_id == dealer_id,
@@ -553,13 +559,13 @@ def _resent_lead(
         queries.append(
             select(Lead.id).where(Lead.dealer_id == dealer_id, Lead.external_id == enquiry.external_id)
         )
-    if envelope.message_id:
+    if envelope.message_id and contact_id is not None:
         twins = select(InboundMessage.id).where(
             InboundMessage.message_id == envelope.message_id,
             InboundMessage.dealer_id == dealer_id,
             InboundMessage.id != envelope.id,
         )
-        queries.append(select(Lead.id).where(Lead.inbound_id.in_(twins)))
+        queries.append(select(Lead.id).where(Lead.inbound_id.in_(twins), Lead.contact_id == contact_id))
     found = [lead_id for query in queries if (lead_id := session.scalar(query.order_by(Lead.id).limit(1)))]
     return session.get(Lead, min(found)) if found else None
 
@@ -593,7 +599,7 @@ def _apply_enquiry(
     """The enquiry as a resend, an activity on an open lead, or a new routed lead; the lead and
     whether it is new. :class:`RoutingConflict` when the plan no longer fits what is there."""
     contact = match_contact(session, policy.id, policy.country, enquiry.customer, now)
-    resent = _resent_lead(session, policy.id, enquiry, envelope, now)
+    resent = _resent_lead(session, policy.id, enquiry, envelope, now, contact.id)
     if resent is not None:
         if plan is not None:
             raise RoutingConflict(f"lead {resent.id} appeared meanwhile")
@@ -642,6 +648,7 @@ def _apply_enquiry(
         links=enquiry.links,
         format=enquiry.format,
         external_id=enquiry.external_id[:300] or None,
+        sender_verification=enquiry.sender_check or None,
         fingerprint=fingerprint(enquiry),
         reply_token=secrets.token_hex(8),
         created_at=now,
@@ -659,6 +666,8 @@ def _apply_enquiry(
         f"Received via {envelope.via} from {who} ({enquiry.format}, {enquiry.source or 'no source'})",
         inbound_id=envelope.id,
     )
+    if enquiry.sender_check_detail:
+        _activity(session, lead, now, "sender_check", enquiry.sender_check_detail)
     apply_decision(session, policy, lead, decision, plan.user_ids, now=now)
     return lead, True
 
@@ -735,8 +744,10 @@ def _answer_facts(
         recipient=recipient,
         recipient_takes_replies=not is_no_reply(recipient),
         recipient_is_ours=mailbox_key(recipient) in ours,
+        # RFC 3834 §2: the envelope sender where we saw the envelope (our SMTP/LMTP intake),
+        # else only the Return-Path the delivering server recorded.
         null_sender=parsed.return_path == ""
-        or (envelope.via in ENVELOPE_VIAS and envelope.envelope_from == ""),
+        or (envelope.via in RECEIVING_VIAS and envelope.envelope_from.strip() in ("", "<>")),
         auto_response_suppress=parsed.header("x-auto-response-suppress").lower(),
         last_autoresponse_at=last,
         window=policy.autoresponse_window,

@@ -12,7 +12,7 @@ row, ``failed`` with the reason, and the lead shows it: the lead itself never fa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from intake.parsing.our_mail import new_message_id
 from models.db import dialect_insert
 from models.policy import DealerPolicy
 from models.tables import LeadActivity, OutboundMessage
+from workers.bounces import bouncing_reason
 from workers.render.blocks import render_framed, render_text_kind
 from workers.render.dkim import sign_if_configured
 from workers.render.mime import AddressError, Headers, build_forward, build_framed, build_text
@@ -44,6 +45,8 @@ MESSAGE_ID_CODES = {
 }
 FRAMED = ("autoresponse", "test", "preview")
 TEXT = ("notification", "reminder", "stage1", "stage2", "invitation")
+# Mails to the customer (a bouncing address gets none).
+CUSTOMER_KINDS = ("autoresponse", "reply")
 # A person's mail on the lead's timeline is its own kind; what the system sends about a lead
 # to its people shows as a notification.
 ACTIVITY_KINDS = {"reminder": "notification", "stage1": "notification", "stage2": "notification"}
@@ -150,6 +153,11 @@ def queue(session: Session, mail: PreparedMail, *, now: datetime, grace: timedel
     """The outbox row (``queued``, or ``failed`` with the reason) and the lead's activity;
     ``None`` when this mail (its purpose) was written before."""
     spec = mail.spec
+    if mail.raw is not None and spec.kind in CUSTOMER_KINDS and spec.to:
+        # An address that bounced our mail for good gets no more: the lead shows why.
+        bouncing = bouncing_reason(session, mail.dealer_id, spec.to[0])
+        if bouncing:
+            mail = replace(mail, raw=None, error=f"{spec.to[0]} bounces: {bouncing}")
     failed = mail.raw is None
     outbound_id = session.scalar(
         dialect_insert(session, OutboundMessage)

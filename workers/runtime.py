@@ -29,6 +29,7 @@ from workers.coalesce import Coalescer
 from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
 from workers.ingest import Timing, ingest_batch
+from workers.parse_facts import ReceivingSide, TxtResolver
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
 
@@ -42,6 +43,8 @@ class Runtime:
     broker: Broker
     relay: Relay
     clock: Clock = system_clock
+    # DNS TXT lookups of our own DKIM check (LMS_DKIM_VERIFY); None: the system's resolver.
+    dns_txt: TxtResolver | None = None
     ingest_actor: dramatiq.Actor = field(init=False)
     send_actor: dramatiq.Actor = field(init=False)
     _ingest_queue: Coalescer | None = field(init=False, default=None)
@@ -78,6 +81,10 @@ class Runtime:
         )
 
     @property
+    def receiving(self) -> ReceivingSide:
+        return ReceivingSide.from_settings(self.settings.authserv_id, self.settings.dkim_verify, self.dns_txt)
+
+    @property
     def send_policy(self) -> SendPolicy:
         return SendPolicy(
             max_attempts=self.settings.send_max_attempts,
@@ -111,7 +118,7 @@ class Runtime:
         now = self.clock()
         ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
         try:
-            results = ingest_batch(self.db, ids, now=now, timing=self.timing)
+            results = ingest_batch(self.db, ids, now=now, timing=self.timing, receiving=self.receiving)
         except Exception as exc:  # the database itself failed: every message of the batch
             log.exception("ingest of inbound messages %s failed", ids)
             results = dict.fromkeys(ids, exc)

@@ -77,6 +77,9 @@ class Enquiry:
     resend: bool = False
     format: str = "mail"  # adf | portal | form | mail | call
     vendor: str = ""  # ADF <vendor>: the dealership named by the sender
+    # For a mail claiming a portal: verified | unverified | not_checked ("" no such claim).
+    sender_check: str = ""
+    sender_check_detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,4 +99,6 @@ class Enquiry:
             "language": self.language,
             "external_id": self.external_id,
             "links": self.links,
+            "sender_check": self.sender_check or None,
+            "sender_check_detail": self.sender_check_detail or None,
         }

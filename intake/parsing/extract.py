@@ -8,25 +8,38 @@ richest format present (ADF, a call lead, a form or portal mail), then a plain m
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from typing import Any, Literal
 
+from intake.parsing.addresses import is_valid_address
 from intake.parsing.adf import parse_adf
+from intake.parsing.authenticity import Trust, Verdict, sender_verdict
+from intake.parsing.bounces import BounceReport, bounce_report
 from intake.parsing.charsets import decode_bytes
 from intake.parsing.classify import classify, is_no_reply
+from intake.parsing.customer_text import own_text, signature_name
 from intake.parsing.enquiry import CustomerInfo, Enquiry, VehicleInfo
 from intake.parsing.forms import fields_from_html, fields_from_text
 from intake.parsing.language import detect_language
 from intake.parsing.lead_type import type_from_text
 from intake.parsing.mime import ParsedMail
 from intake.parsing.numbers import parse_count, parse_price
-from intake.parsing.our_mail import our_message_ids, reply_token_in
+from intake.parsing.phones import phones_in_text
 from intake.parsing.sources import dealer_source, is_saved_search_alert, portal_of
+from intake.parsing.thread_markers import (
+    OUR_MESSAGE_ID,
+    REPLY_TOKEN,
+    is_forward_subject,
+    lead_id_in_subject,
+    our_message_ids,
+    reply_token_in,
+)
+from intake.parsing.vehicles import vehicle_in_text
 
 Kind = Literal["lead", "reply", "auto_reply", "bounce", "bulk", "unrecognised"]
 
+__all__ = ["OUR_MESSAGE_ID", "REPLY_TOKEN", "Extraction", "extract"]
 _XML_TYPES = ("text/xml", "application/xml", "application/x-adf+xml", "application/adf+xml")
 # AutoScout24 call tracking (shared/samples/adf/10_…): "Knd.-Nr: 123. Verpasster Anruf um 14:32,
 # VW Golf (MIA/NFM)" and its NL, BE, FR and IT variants.
@@ -50,23 +63,41 @@ class Extraction:
     reply_message_ids: list[str] = field(default_factory=list)
     reply_token: str = ""
     problems: list[str] = field(default_factory=list)
+    # Which robot it was (see intake.parsing.classify), and what a report says about the
+    # mail it reports on (bounces, delivery reports, complaints).
+    family: str = ""
+    bounce: BounceReport | None = None
+    # "[Lead #N]" in the subject (our forwards and notifications carry it).
+    subject_lead_id: int | None = None
+    # Who forwarded an enquiry attached as message/rfc822 (the enquiry is the attached mail).
+    forwarded_by: str = ""
 
 
-def _recipient_addresses(parsed: ParsedMail) -> list[str]:
-    values = [
-        v for name in ("to", "cc", "delivered-to", "x-original-to") for v in parsed.headers.get(name, [])
-    ]
-    return [addr.lower() for _, addr in getaddresses(values) if addr]
+# Every header a mail server or client may put a recipient into; Outlook and Exchange keep
+# our token in To but may drop In-Reply-To, a forwarder keeps it in X-Original-To.
+_RECIPIENT_HEADERS = (
+    "to",
+    "cc",
+    "bcc",
+    "delivered-to",
+    "x-original-to",
+    "envelope-to",
+    "x-envelope-to",
+    "x-delivered-to",
+    "resent-to",
+    "resent-cc",
+    "apparently-to",
+    "x-rcpt-to",
+    "original-recipient",
+)
+_BOUNCE_FAMILIES = ("dsn", "bounce", "arf", "vendor_notification")
 
 
 def _reply_markers(parsed: ParsedMail, envelope_to: Sequence[str]) -> tuple[list[str], str]:
-    ids = our_message_ids(" ".join([parsed.in_reply_to, *parsed.references]))
-    token = ""
-    for address in [*envelope_to, *_recipient_addresses(parsed)]:
-        token = reply_token_in(address)
-        if token:
-            break
-    return ids, token
+    ids = our_message_ids([parsed.in_reply_to, *parsed.references])
+    # Raw header values: a token is an address part, never inside an encoded display name.
+    values = [v for name in _RECIPIENT_HEADERS for v in parsed.raw_headers.get(name, [])]
+    return ids, reply_token_in([*envelope_to, *values])
 
 
 def _links(text: str) -> list[str]:
@@ -83,6 +114,12 @@ def _split_vehicle(label: str) -> tuple[str, str]:
     return (words[0], " ".join(words[1:])) if len(words) > 1 else (label, "")
 
 
+def _form_email(value: str) -> str:
+    match = re.search(r"[^\s<>:;,]+@[^\s<>:;,]+\.[a-z]{2,}", value, re.I)
+    address = match.group(0).lower() if match else ""
+    return address if is_valid_address(address) else ""
+
+
 def _from_fields(fields: dict[str, str]) -> Enquiry:
     enquiry = Enquiry(format="form")
     customer = CustomerInfo(
@@ -90,9 +127,7 @@ def _from_fields(fields: dict[str, str]) -> Enquiry:
         first_name=fields.get("first_name", ""),
         last_name=fields.get("last_name", ""),
         salutation=fields.get("salutation", ""),
-        email=(re.search(r"[^\s<>:;,]+@[^\s<>:;,]+\.[a-z]{2,}", fields.get("email", ""), re.I) or [""])[
-            0
-        ].lower(),
+        email=_form_email(fields.get("email", "")),
         street=fields.get("street", ""),
         postal_code=fields.get("postal_code", ""),
         city=fields.get("city", ""),
@@ -186,7 +221,7 @@ def sender_as_customer(parsed: ParsedMail, *, system_sender: bool) -> CustomerIn
     if system_sender or is_no_reply(parsed.from_email) or portal_of(parsed.from_email) is not None:
         candidates = candidates[1:]
     for name, address in candidates:
-        if address and "@" in address and not is_no_reply(address) and portal_of(address) is None:
+        if is_valid_address(address) and not is_no_reply(address) and portal_of(address) is None:
             return CustomerInfo(name=name, email=address)
     return CustomerInfo()
 
@@ -196,21 +231,109 @@ def extract(
     *,
     dealer_sources: Sequence[dict[str, Any]] = (),
     envelope_to: Sequence[str] = (),
+    region: str = "",
+    own_addresses: Collection[str] = (),
+    own_numbers: Collection[str] = (),
+    trust: Trust | None = None,
 ) -> Extraction:
-    classification = classify(parsed)
+    """What ``parsed`` means for the dealer whose facts are passed: ``region`` (the dealer's
+    country, for phone numbers written without one), ``own_addresses`` (its mailboxes and
+    sender address: mail from them is our own coming back), ``own_numbers`` (E.164 numbers
+    of the dealer, never the customer's), ``trust`` (what the receiving side verified)."""
+    classification = classify(parsed, own_addresses=own_addresses)
     if classification.kind != "lead":
-        return Extraction(classification.kind, classification.reason)
+        report = None
+        if classification.family in _BOUNCE_FAMILIES:
+            reported = classification.report_of or parsed
+            report = bounce_report(reported, classification.family, classification.vendor)
+        return Extraction(
+            classification.kind, classification.reason, family=classification.family, bounce=report
+        )
     if is_saved_search_alert(parsed.from_email, parsed.subject):
-        return Extraction("bulk", f"saved-search alert from {parsed.from_email}")
+        return Extraction("bulk", f"saved-search alert from {parsed.from_email}", family="bulk")
 
     ids, token = _reply_markers(parsed, envelope_to)
+    options = {
+        "dealer_sources": dealer_sources,
+        "region": region,
+        "own_addresses": own_addresses,
+        "own_numbers": own_numbers,
+        "trust": trust,
+    }
+    forwarded = _forwarded_enquiry(parsed, options)
+    if forwarded is not None:
+        forwarded.reply_message_ids, forwarded.reply_token = ids, token
+        forwarded.subject_lead_id = lead_id_in_subject(parsed.subject)
+        return forwarded
+    result = _extract_lead(parsed, ids, token, **options)  # type: ignore[arg-type]
+    result.subject_lead_id = lead_id_in_subject(parsed.subject)
+    return result
+
+
+def _forwarded_enquiry(parsed: ParsedMail, options: dict[str, Any]) -> Extraction | None:
+    """A customer's enquiry forwarded as an attached message (message/rfc822) is read as that
+    enquiry: the customer is its sender, the forwarder's note goes in front of its text."""
+    if not parsed.attached or not (is_forward_subject(parsed.subject) or len(own_text(parsed.text)) < 400):
+        return None
+    for mail in parsed.attached:
+        if not mail.from_valid or (mail.from_email == parsed.from_email and not mail.body_text):
+            continue
+        inner = extract(mail, **options)
+        if inner.kind != "lead" or not inner.enquiries:
+            continue
+        note = own_text(parsed.text)
+        for enquiry in inner.enquiries:
+            if note and note not in enquiry.message:
+                enquiry.message = f"{note}\n\n---\n{enquiry.message}".strip()
+        inner.forwarded_by = parsed.from_email
+        return inner
+    return None
+
+
+def _claim(parsed: ParsedMail, trust: Trust | None) -> tuple[Any, Verdict | None]:
+    """The portal the sender claims to be, and whether that claim holds."""
+    portal = portal_of(parsed.from_email)
+    if portal is None:
+        return None, None
+    verdict = sender_verdict(parsed, portal.domains, trust)
+    return (None if verdict.state == "unverified" else portal), verdict
+
+
+def _enrich_from_text(
+    enquiry: Enquiry, parsed: ParsedMail, region: str, own_numbers: Collection[str]
+) -> None:
+    """Phones, vehicle and name from the customer's own words, where the format gave none."""
+    text = own_text(parsed.body_text) if enquiry.format == "mail" else enquiry.message
+    if not enquiry.customer.phones:
+        for phone in phones_in_text(text, region, exclude=own_numbers):
+            enquiry.customer.phones.append(phone.raw)
+    if not (enquiry.vehicle.make or enquiry.vehicle.model or enquiry.vehicle.label):
+        named = vehicle_in_text(f"{parsed.subject}\n{text}")
+        if named is not None:
+            enquiry.vehicle.make, enquiry.vehicle.model = named.make, named.model
+    if not enquiry.customer.display_name and enquiry.format == "mail":
+        enquiry.customer.name = signature_name(text)
+
+
+def _extract_lead(
+    parsed: ParsedMail,
+    ids: list[str],
+    token: str,
+    *,
+    dealer_sources: Sequence[dict[str, Any]],
+    region: str,
+    own_addresses: Collection[str],
+    own_numbers: Collection[str],
+    trust: Trust | None,
+) -> Extraction:
     result = Extraction("lead", reply_message_ids=ids, reply_token=token)
 
-    portal = portal_of(parsed.from_email)
+    portal, verdict = _claim(parsed, trust)
     source = dealer_source(dealer_sources, sender=parsed.from_email, subject=parsed.subject) or (
         portal.name if portal else ""
     )
-    system_sender = portal is not None or any(
+    claimed_portal = verdict is not None
+    system_sender = claimed_portal or any(
         dealer_source([{**rule, "subject": []}], sender=parsed.from_email, subject="")
         for rule in dealer_sources
         if rule.get("from")
@@ -230,9 +353,14 @@ def extract(
                 enquiry.customer.merge(sender_as_customer(parsed, system_sender=True))
     elif adf.documents and adf.problems:
         return Extraction("unrecognised", "ADF refused: " + "; ".join(adf.problems), problems=adf.problems)
-    elif (call := _call_lead(parsed)) is not None:
+    elif not (verdict and verdict.state == "unverified") and (call := _call_lead(parsed)) is not None:
         call.source = source or "Phone"
         enquiries = [call]
+    elif verdict is not None and verdict.state == "unverified":
+        # A spoofed portal mail: never the portal's rule, nor the contact details its body
+        # claims; a plain mail from whoever its own headers name.
+        enquiry = Enquiry(format="mail", customer=sender_customer, source="E-Mail", message=parsed.body_text)
+        enquiries = [enquiry]
     else:
         fields = _form_fields(parsed)
         if _is_form(fields):
@@ -247,6 +375,14 @@ def extract(
         enquiries = [enquiry]
 
     for enquiry in enquiries:
+        if enquiry.customer.email and not is_valid_address(enquiry.customer.email):
+            # Whatever format carried it (ADF, a form field), nobody can be written to there.
+            result.problems.append(f"customer address {enquiry.customer.email!r} is no mail address: dropped")
+            enquiry.customer.email = ""
+        if verdict is not None:
+            enquiry.sender_check, enquiry.sender_check_detail = verdict.state, verdict.detail
+        if enquiry.format in ("mail", "form", "portal"):
+            _enrich_from_text(enquiry, parsed, region, own_numbers)
         text = "\n".join([enquiry.message, parsed.body_text if enquiry.format != "adf" else ""])
         if enquiry.type == "general":
             enquiry.type = type_from_text(parsed.subject, text) or (

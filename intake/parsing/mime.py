@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
-from email.utils import parseaddr
 
 import mailparser
 
-from intake.parsing.charsets import decode_bytes, decode_header_value, has_raw_bytes
+from intake.parsing.addresses import is_valid_address, parse_address
+from intake.parsing.charsets import decode_bytes, decode_header_value, decode_unlabelled, has_raw_bytes
 from intake.parsing.html_text import html_to_text
+from intake.parsing.tnef import unpack_tnef
 
 log = logging.getLogger(__name__)
 # mail-parser logs every content type it does not render (calendar, richtext, pkcs7) at
@@ -58,10 +59,23 @@ class ParsedMail:
     references: list[str] = field(default_factory=list)
     content_type: str = "text/plain"
     defects: list[str] = field(default_factory=list)
+    # Header values as written (unfolded, not decoded): addresses and tokens are read from
+    # these, so nothing an encoded word decodes to can change them.
+    raw_headers: dict[str, list[str]] = field(default_factory=dict)
+    # Messages attached as message/rfc822 (a forward, a returned mail) or text/rfc822-headers.
+    attached: list[ParsedMail] = field(default_factory=list)
+    # Machine-readable report parts (RFC 3464 delivery-status, RFC 5965 feedback-report,
+    # RFC 8098 disposition-notification): their type and field blocks (lower-cased names).
+    report_type: str = ""
+    report_fields: list[dict[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower())
         return values[0] if values else ""
+
+    @property
+    def from_valid(self) -> bool:
+        return is_valid_address(self.from_email)
 
     @property
     def body_text(self) -> str:
@@ -71,23 +85,6 @@ class ParsedMail:
 
 def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _address(raw_value: str, hint: str | None) -> tuple[str, str]:
-    """(name, address) of an address header; ``addr (Name)`` comments give the name."""
-    unfolded = decode_header_value(raw_value, hint) if has_raw_bytes(raw_value) else raw_value
-    unfolded = re.sub(r"\r?\n", "", unfolded)
-    name, addr = parseaddr(unfolded)
-    if not addr and "@" in unfolded:
-        # parseaddr gives up on some broken forms; take the first thing that looks like one.
-        match = re.search(r"<?([^\s<>\"(),;:]+@[^\s<>\"(),;:]+)>?", unfolded)
-        addr = match.group(1) if match else ""
-    addr = addr.strip().rstrip(".")  # "user@example.com." is the same mailbox
-    # A display name is one line of text, whatever an encoded word smuggled into it.
-    name = " ".join(decode_header_value(name, hint).replace('"', " ").split())
-    if name.lower() == addr.lower():
-        name = ""
-    return name, addr.lower() if "@" in addr else addr
 
 
 def _raw_headers(message: Message) -> list[tuple[str, str]]:
@@ -122,41 +119,133 @@ def _payload_bytes(part: Message) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
+def _raw_param_header(part: Message, name: str) -> str | None:
+    for key, value in _raw_headers(part):
+        if key.lower() == name:
+            return value
+    return None
+
+
 def _filename(part: Message, hint: str | None) -> str:
-    try:
-        name = part.get_filename() or part.get_param("name", header="content-type")
-    except Exception:
-        return ""
-    if isinstance(name, tuple):  # RFC 2231 triple
-        charset, _, value = name
-        name = decode_bytes(value.encode("latin-1", "replace"), charset)
-    return decode_header_value(str(name), hint) if name else ""
+    """The attachment's name: RFC 2231 (with or without a charset), encoded words, raw 8-bit
+    bytes; bytes without a charset are tried as UTF-8, the part's and the message's charset,
+    then Latin-1 (what mail clients do)."""
+    part_charset = part.get_content_charset(None)
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        raw = _raw_param_header(part, header)
+        if raw is None:
+            continue
+        if not has_raw_bytes(raw):
+            try:
+                value = part.get_param(param, None, header)
+            except Exception:
+                continue
+        else:
+            raw = decode_unlabelled(raw.encode("ascii", "surrogateescape"), part_charset, hint)
+            holder = Message()
+            try:
+                holder[header] = re.sub(r"\r?\n", "", raw)
+                value = holder.get_param(param, None, header)
+            except Exception:
+                continue
+        if isinstance(value, tuple):  # RFC 2231: (charset, language, text unquoted as Latin-1)
+            charset, _, text = value
+            data = text.encode("latin-1", "replace")
+            name = decode_bytes(data, charset) if charset else decode_unlabelled(data, part_charset, hint)
+        elif value:
+            name = str(value)
+        else:
+            continue
+        name = decode_header_value(name, hint)
+        if name:
+            return name
+    return ""
 
 
-def _std_bodies(message: Message, hint: str | None) -> tuple[str, str, list[Attachment], list[str]]:
-    text_parts: list[str] = []
-    html_parts: list[str] = []
-    attachments: list[Attachment] = []
-    defects: list[str] = []
+_REPORT_TYPES = ("message/delivery-status", "message/feedback-report", "message/disposition-notification")
+_TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
+# Enough to read a forward of a forward; a mail nested deeper is read as text only.
+_MAX_ATTACHED = 5
+_MAX_DEPTH = 3
+
+
+@dataclass
+class _Bodies:
+    text: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+    attached: list[Message] = field(default_factory=list)
+    report_type: str = ""
+    report_fields: list[dict[str, str]] = field(default_factory=list)
+
+
+def _report_fields(part: Message, hint: str | None) -> list[dict[str, str]]:
+    """The field blocks of a report part: compat32 parses each block as a header section."""
+    payload = part.get_payload()
+    blocks: list[dict[str, str]] = []
+    if isinstance(payload, list):
+        for block in payload:
+            if isinstance(block, Message):
+                fields: dict[str, str] = {}
+                for name, value in _raw_headers(block):
+                    fields.setdefault(name.lower(), decode_header_value(value, hint))
+                blocks.append(fields)
+    elif isinstance(payload, str):  # a transfer-encoded report: decode and read the lines
+        text = decode_bytes(_payload_bytes(part))
+        for chunk in re.split(r"\n\s*\n", _normalise_newlines(text)):
+            fields = {}
+            for line in chunk.splitlines():
+                match = _HEADER_LINE.match(line)
+                if match:
+                    fields.setdefault(match.group(1).lower(), match.group(2).strip())
+            if fields:
+                blocks.append(fields)
+    return blocks
+
+
+def _std_bodies(message: Message, hint: str | None) -> _Bodies:
+    found = _Bodies()
+    inside_attached: set[int] = set()  # parts of an attached message: its reports are not ours
     for part in message.walk():
+        content_type = part.get_content_type()
+        if content_type == "message/rfc822" or content_type == "text/rfc822-headers":
+            if len(found.attached) < _MAX_ATTACHED:
+                found.attached.append(part)
+            if content_type == "message/rfc822":
+                inside_attached.update(id(p) for p in part.walk() if p is not part)
+                continue  # its parts follow in the walk: their text is part of this mail's
+        if content_type in _REPORT_TYPES and id(part) not in inside_attached:
+            if not found.report_type:
+                found.report_type = content_type
+                found.report_fields = _report_fields(part, hint)
+            continue
+        if content_type in _REPORT_TYPES:
+            continue
         if part.is_multipart():
             continue
-        content_type = part.get_content_type()
         filename = _filename(part, hint)
         disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         is_text = content_type in ("text/plain", "text/html")
-        if filename or disposition == "attachment" or not is_text:
-            if content_type.startswith("multipart/"):
+        if content_type in _TNEF_TYPES or filename.lower() == "winmail.dat":
+            tnef = unpack_tnef(_payload_bytes(part))
+            if tnef is not None:
+                # Outlook's rich format: the real body and attachments are inside.
+                found.text += [tnef.text] if tnef.text else []
+                found.html += [tnef.html] if tnef.html else []
+                found.attachments += [Attachment(n, t, len(d), d) for n, t, d in tnef.attachments]
+                found.defects += tnef.problems
                 continue
+        if filename or disposition == "attachment" or not is_text:
             payload = _payload_bytes(part)
-            attachments.append(Attachment(filename, content_type, len(payload), payload))
+            found.attachments.append(Attachment(filename, content_type, len(payload), payload))
             continue
         charset = part.get_content_charset()
         content = decode_bytes(_payload_bytes(part), charset)
         if "\ufffd" in content:
-            defects.append(f"charset: undecodable bytes in a {charset or 'unlabelled'} part")
-        (text_parts if content_type == "text/plain" else html_parts).append(content)
-    return "\n".join(text_parts), "\n".join(html_parts), attachments, defects
+            found.defects.append(f"charset: undecodable bytes in a {charset or 'unlabelled'} part")
+        (found.text if content_type == "text/plain" else found.html).append(content)
+    return found
 
 
 def _looks_undecoded(text: str) -> bool:
@@ -177,9 +266,83 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return parsed
 
 
+def _read_headers(
+    parsed: ParsedMail, message: Message, raw_headers: list[tuple[str, str]], hint: str | None
+) -> None:
+    for name, value in raw_headers:
+        key = name.lower()
+        parsed.headers.setdefault(key, []).append(decode_header_value(value, hint))
+        unfolded = re.sub(r"\r?\n(?=[ \t])", "", value) if "\n" in value else value
+        parsed.raw_headers.setdefault(key, []).append(unfolded)
+    raw_by_name = {key: values[0] for key, values in parsed.raw_headers.items()}
+
+    parsed.subject = parsed.header("subject")
+    first: tuple[str, str] | None = None
+    for header_name in ("from", "reply-to", "sender", "return-path"):
+        name, addr = parse_address(raw_by_name.get(header_name, ""), hint)
+        if header_name == "from":
+            first = (name, addr)
+        if is_valid_address(addr):
+            parsed.from_name, parsed.from_email = name, addr
+            if header_name != "from":
+                parsed.defects.append(f"no usable From: sender taken from {header_name}")
+            break
+    else:
+        if first is not None:  # no address anywhere: keep what From says ("MAILER-DAEMON")
+            parsed.from_name, parsed.from_email = first
+    parsed.reply_to_name, parsed.reply_to = parse_address(raw_by_name.get("reply-to", ""), hint)
+    parsed.sender = parse_address(raw_by_name.get("sender", ""), hint)[1]
+    if "return-path" in raw_by_name:
+        parsed.return_path = parse_address(raw_by_name["return-path"], hint)[1]
+    parsed.message_id = parsed.header("message-id").strip()
+    parsed.in_reply_to = parsed.header("in-reply-to").strip()
+    parsed.references = parsed.header("references").split()
+    parsed.content_type = message.get_content_type()
+
+
+def _attached_mail(part: Message, hint: str | None, depth: int) -> ParsedMail | None:
+    """An attached message (a forward, a returned mail) read with the standard library."""
+    if part.get_content_type() == "text/rfc822-headers":
+        inner = BytesParser(policy=compat32).parsebytes(_payload_bytes(part), headersonly=True)
+    else:
+        payload = part.get_payload()
+        if not isinstance(payload, list) or not payload or not isinstance(payload[0], Message):
+            return None
+        inner = payload[0]
+    nested = ParsedMail()
+    inner_hint = inner.get_content_charset(None) or hint
+    _read_headers(nested, inner, _raw_headers(inner), inner_hint)
+    if part.get_content_type() == "message/rfc822":
+        _fill_bodies(nested, _std_bodies(inner, inner_hint), inner_hint, depth + 1)
+    return nested
+
+
+def _fill_bodies(parsed: ParsedMail, bodies: _Bodies, hint: str | None, depth: int) -> None:
+    parsed.text = _normalise_newlines("\n".join(bodies.text).strip())
+    parsed.html = _normalise_newlines("\n".join(bodies.html).strip())
+    parsed.attachments = bodies.attachments
+    parsed.report_type, parsed.report_fields = bodies.report_type, bodies.report_fields
+    if depth < _MAX_DEPTH:
+        for part in bodies.attached:
+            nested = _attached_mail(part, hint, depth)
+            if nested is not None:
+                parsed.attached.append(nested)
+
+
 def _parse_into(parsed: ParsedMail, raw: bytes) -> None:
     try:
         message = BytesParser(policy=compat32).parsebytes(raw)
+    except RecursionError:
+        # Hundreds of nested multiparts exhaust the standard parser's recursion: keep the
+        # headers and read the body as text, rather than lose the sender with the structure.
+        message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
+        parsed.defects.append("MIME structure nested too deeply: body read as plain text")
+        hint = message.get_content_charset(None)
+        _read_headers(parsed, message, _raw_headers(message), hint)
+        parsed.content_type = "text/plain"
+        body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")[2]
+        parsed.text = _normalise_newlines(decode_bytes(body)).strip()
+        return
     except Exception as exc:  # the standard parser itself gave up: keep an empty shell
         parsed.defects.append(f"unparseable: {type(exc).__name__}: {exc}")
         parsed.text = decode_bytes(raw)
@@ -194,34 +357,19 @@ def _parse_into(parsed: ParsedMail, raw: bytes) -> None:
         if recovered:
             parsed.defects.append("header section broken: headers recovered from the body")
             raw_headers += recovered
-    for name, value in raw_headers:
-        parsed.headers.setdefault(name.lower(), []).append(decode_header_value(value, hint))
-    raw_by_name: dict[str, str] = {}
-    for name, value in raw_headers:
-        raw_by_name.setdefault(name.lower(), value)
+    _read_headers(parsed, message, raw_headers, hint)
 
-    parsed.subject = parsed.header("subject")
-    for header_name in ("from", "reply-to", "sender", "return-path"):
-        name, addr = _address(raw_by_name.get(header_name, ""), hint)
-        if "@" in addr:
-            parsed.from_name, parsed.from_email = name, addr
-            if header_name != "from":
-                parsed.defects.append(f"no usable From: sender taken from {header_name}")
-            break
-    parsed.reply_to_name, parsed.reply_to = _address(raw_by_name.get("reply-to", ""), hint)
-    parsed.sender = _address(raw_by_name.get("sender", ""), hint)[1]
-    if "return-path" in raw_by_name:
-        parsed.return_path = _address(raw_by_name["return-path"], hint)[1]
-    parsed.message_id = parsed.header("message-id").strip()
-    parsed.in_reply_to = parsed.header("in-reply-to").strip()
-    parsed.references = parsed.header("references").split()
-    parsed.content_type = message.get_content_type()
-
-    std_text, std_html, attachments, std_defects = _std_bodies(message, hint)
-    parsed.attachments = attachments
+    try:
+        bodies = _std_bodies(message, hint)
+    except RecursionError:
+        bodies = _Bodies(text=[decode_bytes(raw)], defects=["MIME structure nested too deeply"])
+    _fill_bodies(parsed, bodies, hint, 0)
+    std_text, std_html = parsed.text, parsed.html
     use_std = False
     try:
-        mp = mailparser.parse_from_bytes(raw)
+        # The same compat32 parse mail-parser would do itself: hand it ours instead of
+        # parsing the bytes a second time (the parse is most of the cost of a mail).
+        mp = mailparser.MailParser(message)
         parsed.text = "\n".join(mp.text_plain).strip()
         parsed.html = "\n".join(mp.text_html).strip()
         if mp.defects:
@@ -233,7 +381,7 @@ def _parse_into(parsed: ParsedMail, raw: bytes) -> None:
         parsed.defects.append(f"mail-parser: {type(exc).__name__}: {exc}")
         use_std = True
     if use_std and (std_text or std_html):
-        parsed.text, parsed.html = std_text.strip(), std_html.strip()
-        parsed.defects += std_defects
+        parsed.text, parsed.html = std_text, std_html
+        parsed.defects += bodies.defects
     parsed.text = _normalise_newlines(parsed.text)
     parsed.html = _normalise_newlines(parsed.html)

@@ -67,6 +67,7 @@ def leads_list(as_json: bool, **filters: Any) -> None:
             f"{(lead['source'] or '-')[:12]:<12} "
             f"{local_time(lead['last_activity_at'], zones.get(lead['dealer'], 'UTC')):<20} "
             f"{lead['due_state']}"
+            + ("  [unverified sender]" if lead.get("sender_verification") == "unverified" else "")
         )
     click.echo(f"{data['total']} lead(s)")
 
@@ -91,6 +92,8 @@ def leads_show(lead_id: int, as_json: bool) -> None:
     click.echo(f"Lead {data['id']} ({data['dealer']}) · {data['status']} · {data['type']}")
     click.echo(f"Customer: {contact['name'] or '-'} <{contact['email'] or '-'}> {contact['phone'] or ''}")
     click.echo(f"Editor:   {data['editor'] or '(pool)'}    Source: {data['source'] or '-'}")
+    if data.get("sender_note"):
+        click.echo(f"Sender:   {data['sender_note']}")
     click.echo(f"Subject:  {data['subject'] or '-'}")
     click.echo(
         f"Created:  {local_time(data['created_at'], zone)}    "

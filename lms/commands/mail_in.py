@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +68,25 @@ def ingest_cmd(paths: tuple[Path, ...], recipient: str | None) -> None:
 @click.command("parse")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="JSON lines (the only output there is).")
-@click.option("--dealer", default=None, help="Use this dealer's source rules.")
+@click.option(
+    "--dealer",
+    default=None,
+    help="Use this dealer's source rules, country (phones) and trusted authserv-ids.",
+)
 def parse_cmd(paths: tuple[Path, ...], as_json: bool, dealer: str | None) -> None:
     """Show what the parser sees, one JSON line per message, without storing anything."""
-    rules: Sequence[dict[str, Any]] = ()
+    options: dict[str, Any] = {}
     if dealer:
+        from workers.parse_facts import parse_options
+
         db = open_db()
         try:
             with db.read() as session:
-                rules = load_policy(session, dealer).source_rules
+                options = parse_options(load_policy(session, dealer), settings().authserv_id)
         except UnknownDealer:
             fail(f"no dealer {dealer!r}")
         finally:
             db.dispose()
     for path in paths:
         for message in iter_messages(path):
-            emit_json(parse_report(message.origin, message.raw, rules))
+            emit_json(parse_report(message.origin, message.raw, **options))
