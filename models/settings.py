@@ -40,3 +40,5 @@ class Settings(BaseSettings):
     send_max_attempts: int = Field(default=8, ge=1)
     # The actor time limit (Dramatiq TimeLimit middleware), in seconds.
     actor_time_limit_seconds: float = Field(default=120.0, gt=0)
+    # Encrypts OAuth2 tokens in the database (models/secret_box.py); never stored anywhere.
+    secret_key: str | None = None
