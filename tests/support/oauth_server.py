@@ -55,6 +55,7 @@ class OAuthState:
     calls: Counter[str] = field(default_factory=Counter)
     introspected: list[tuple[str, bool]] = field(default_factory=list)
     slow_down_next: bool = False
+    device_error: str | None = None  # e.g. "invalid_scope", as Google answers for Gmail
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -117,6 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _device(self, state: OAuthState, form: dict[str, str]) -> None:
         if form.get("client_id") != state.client_id:
             self._json(400, {"error": "invalid_client"})
+            return
+        if state.device_error:
+            self._json(400, {"error": state.device_error, "error_description": "Invalid device flow scope"})
             return
         device_code = secrets.token_urlsafe(24)
         user_code = secrets.token_hex(4).upper()
