@@ -11,7 +11,11 @@ nothing twice for the same reason. Nothing is ever deleted.
 imapclient quirks (DESIGN.md): ``UID n:*`` always returns the highest UID, so UIDs are
 filtered; after the server drops a connection ``idle_check`` returns ``[]`` at once forever,
 so a fast empty answer is a dead connection; sockets always have a timeout; IDLE is renewed
-every ten minutes (RFC 2177 asks for less than 29).
+every ten minutes (RFC 2177 asks for less than 29). A server may announce a mail that arrived
+during our own commands along with their answers: it is taken at once, not left for IDLE.
+Dovecot does not announce a mail delivered in the milliseconds between our SEARCH and our
+IDLE until the next change or the renewal: such a mail is late (ten minutes at most), never
+lost.
 
 TLS is verified (certificate chain and host name) against ``ca_file`` or the system trust
 store; STARTTLS that is not offered or refused ends the session before any credential is sent
@@ -203,6 +207,7 @@ class ImapPoller:
                 secret_key=secret_key,
                 clock=clock,
             )
+        self.idling = threading.Event()  # in IDLE now (for a health view, and tests)
         self._session_ends_at: datetime | None = None  # the access token is due for refresh
         self._keywords = True  # the selected folder takes our own keywords (PERMANENTFLAGS \*)
 
@@ -233,6 +238,8 @@ class ImapPoller:
     # -- one connection ---------------------------------------------------------------------
     def connect(self) -> IMAPClient:
         account = self.account
+        # The token first: a refused grant opens no connection, a refresh holds none open.
+        token = self.tokens.get() if self.tokens is not None and account.auth == "xoauth2" else None
         context = tls_context(account.ca_file) if account.security != "none" else None
         client = IMAPClient(
             account.host,
@@ -244,8 +251,8 @@ class ImapPoller:
         self.client = client  # closed by _close() whatever happens below
         if account.security == "starttls":
             self._starttls(client, context)
-        if account.auth == "xoauth2":
-            self._oauth2_login(client)
+        if token is not None:
+            self._oauth2_login(client, token)
         else:
             client.login(account.user, account.password)
         return client
@@ -267,11 +274,10 @@ class ImapPoller:
                 "tls", f"{where} refused STARTTLS ({exc}); refusing to log in without TLS"
             ) from None
 
-    def _oauth2_login(self, client: IMAPClient) -> None:
+    def _oauth2_login(self, client: IMAPClient, token: str) -> None:
         """Log in with the stored token; if the server refuses it, refresh once and try again
         (a token revoked early, or clocks that disagree), then give up until the backoff."""
         assert self.tokens is not None
-        token = self.tokens.get()
         try:
             client.oauth2_login(self.account.user, token)
         except LoginError:
@@ -294,15 +300,35 @@ class ImapPoller:
         client = self.connect()
         self._status(connected=True)
         idle = b"IDLE" in client.capabilities()
+        again = False
         while not self._stop.is_set():
             self.poll_once(client)
             if self._token_due():
                 return  # log out cleanly; the next session logs in with a refreshed token
+            # A mail announced during the poll is taken now, not at the next event; once in a
+            # row only, in case a server repeats EXISTS with every answer.
+            again = not again and self._announced_meanwhile(client)
+            if again:
+                continue
             if idle:
                 self._idle(client)
             else:
                 self._stop.wait(min(self.account.poll_seconds, self._seconds_left()))
                 client.noop()
+
+    @staticmethod
+    def _unsolicited(client: IMAPClient) -> dict[str, Any]:
+        # imapclient keeps what the server sent unasked (RFC 3501 §7) in imaplib's store and
+        # has no public accessor for it.
+        imap = getattr(client, "_imap", None)
+        responses = getattr(imap, "untagged_responses", None)
+        return responses if isinstance(responses, dict) else {}
+
+    def _announced_meanwhile(self, client: IMAPClient) -> bool:
+        """Did the server announce new mail (``* n EXISTS``) along with our own commands after
+        SELECT? It then counts the news as told and IDLE would not repeat it: without this
+        check a mail arriving between SEARCH and IDLE waited for the next mail or renewal."""
+        return bool(self._unsolicited(client).pop("EXISTS", None))
 
     def _seconds_left(self) -> float:
         """Until the access token of this session is due for refresh (forever with passwords)."""
@@ -317,6 +343,7 @@ class ImapPoller:
         """Wait in IDLE until the server says something, the renewal is due, the access token
         is due for refresh, or we stop."""
         client.idle()
+        self.idling.set()
         started = time.monotonic()
         limit = min(IDLE_RENEW_SECONDS, self._seconds_left())
         try:
@@ -328,12 +355,14 @@ class ImapPoller:
                 if time.monotonic() - asked < 0.2:
                     raise DeadConnection("idle_check returned at once with nothing: the connection is gone")
         finally:
+            self.idling.clear()
             client.idle_done()
 
     # -- the work ---------------------------------------------------------------------------
     def poll_once(self, client: IMAPClient) -> int:
         account = self.account
         selected = client.select_folder(account.folder)
+        self._unsolicited(client).pop("EXISTS", None)  # SELECT's own count is no news
         uidvalidity = int(selected[b"UIDVALIDITY"])
         # Exchange Online, for one, takes no keywords of ours: then \Seen / \Flagged only.
         self._keywords = b"\\*" in tuple(selected.get(b"PERMANENTFLAGS") or (b"\\*",))
