@@ -44,6 +44,7 @@ from workers.mailbox_connect import (
     Connected,
     ConnectError,
     finish_authorization,
+    oauth_mailboxes_state,
     parse_redirect,
     poll_device,
     start_authorization,
@@ -210,6 +211,8 @@ def test_a_revoked_grant_is_reported_and_nothing_is_lost_once_the_mailbox_is_con
 def test_the_authorization_code_flow_with_pkce_as_the_web_page_would_call_it(
     stack: Stack, dovecot: Dovecot, oauth: OAuthServer
 ) -> None:
+    [offered] = oauth_mailboxes_state(stack.db)  # what the page lists
+    assert (offered.dealer_id, offered.user, offered.state) == ("muster", "leads", "not_connected")
     callback = "https://lms.example/admin/mailboxes/callback"
     started = start_authorization(
         stack.db, "muster", "leads", secret_key=SECRET_KEY, now=system_clock(), redirect_uri=callback
@@ -227,6 +230,7 @@ def test_the_authorization_code_flow_with_pkce_as_the_web_page_would_call_it(
         finish_authorization(stack.db, state=state, code=code, secret_key=SECRET_KEY, now=system_clock())
     with stack.db.session() as session:
         assert list(session.scalars(select(OAuthPending))) == []
+    assert [m.state for m in oauth_mailboxes_state(stack.db, "muster")] == ["connected"]
     dovecot.append(enquiry(subject="per Code verbunden"))
     imap = poller(stack)
     imap.start()

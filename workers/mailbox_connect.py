@@ -11,7 +11,9 @@ Two flows, both ending in :func:`models.token_store.save_connected`:
   :func:`finish_authorization` can run in another request or process when the provider
   redirects back with ``code`` and ``state``. A state is used once and expires in 15 minutes.
 
-Every function takes the database, ``now`` or a clock, and LMS_SECRET_KEY; none prints.
+:func:`oauth_mailboxes_state` lists what the page offers: every xoauth2 mailbox of the
+configuration with its grant's state. Every function takes the database, ``now`` or a clock,
+and LMS_SECRET_KEY where it needs it; none prints.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from intake.oauth import (
     DeviceAuthorization,
@@ -40,9 +42,10 @@ from intake.oauth import (
 )
 from models.clock import Clock
 from models.db import Database
-from models.mailbox_tables import OAuthPending
+from models.mailbox_tables import OAuthPending, OAuthToken
 from models.secret_box import SecretBox, SecretKeyError
-from models.token_store import OAuthMailbox, oauth_mailboxes, save_connected
+from models.tables import Dealer
+from models.token_store import OAuthMailbox, normalise_user, oauth_mailboxes, save_connected
 
 PENDING_LIFETIME = timedelta(minutes=15)
 
@@ -77,6 +80,43 @@ class AuthorizationStart:
     url: str
     state: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class MailboxGrant:
+    dealer_id: str
+    user: str
+    provider: str
+    state: str  # not_connected | connected | refused (connect again)
+    last_error: str | None
+
+
+def oauth_mailboxes_state(db: Database, dealer_id: str | None = None) -> list[MailboxGrant]:
+    """Every configured ``auth = "xoauth2"`` mailbox and the state of its grant."""
+    with db.session() as session:
+        query = select(Dealer).order_by(Dealer.id)
+        if dealer_id is not None:
+            query = query.where(Dealer.id == dealer_id)
+        dealers = list(session.scalars(query))
+        grants = {(t.dealer_id, t.user): t for t in session.scalars(select(OAuthToken))}
+    found: dict[tuple[str, str], MailboxGrant] = {}
+    for dealer in dealers:
+        for box in dealer.config.get("imap") or []:
+            if box.get("auth") != "xoauth2":
+                continue
+            key = (dealer.id, normalise_user(box["user"]))
+            grant = grants.get(key)
+            found.setdefault(
+                key,
+                MailboxGrant(
+                    dealer_id=dealer.id,
+                    user=key[1],
+                    provider=str((box.get("oauth") or {}).get("provider", "")),
+                    state=grant.state if grant else "not_connected",
+                    last_error=grant.last_error if grant else None,
+                ),
+            )
+    return list(found.values())
 
 
 def _box(secret_key: str | None) -> SecretBox:

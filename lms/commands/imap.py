@@ -20,7 +20,7 @@ def imap(ctx: click.Context) -> None:
         run_components(settings(), smtp=False, worker=False, scheduler=False, imap=True)
 
 
-@imap.command("connect")
+@imap.command("connect", short_help="Connect an OAuth2 mailbox (device code, or --auth-code).")
 @click.argument("dealer")
 @click.argument("mailbox")
 @click.option(
