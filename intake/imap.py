@@ -11,7 +11,21 @@ nothing twice for the same reason. Nothing is ever deleted.
 imapclient quirks (DESIGN.md): ``UID n:*`` always returns the highest UID, so UIDs are
 filtered; after the server drops a connection ``idle_check`` returns ``[]`` at once forever,
 so a fast empty answer is a dead connection; sockets always have a timeout; IDLE is renewed
-every ten minutes (RFC 2177 asks for less than 29).
+every ten minutes (RFC 2177 asks for less than 29). A server may announce a mail that arrived
+during our own commands along with their answers: it is taken at once, not left for IDLE.
+Dovecot does not announce a mail delivered in the milliseconds between our SEARCH and our
+IDLE until the next change or the renewal: such a mail is late (ten minutes at most), never
+lost.
+
+TLS is verified (certificate chain and host name) against ``ca_file`` or the system trust
+store; STARTTLS that is not offered or refused ends the session before any credential is sent
+(a proxy stripping STARTTLS must not get us to talk in clear). With ``auth = "xoauth2"`` the
+access token comes from the token store (intake/oauth_tokens.py); the session ends before the
+token is due for refresh and the next one logs in with a fresh token.
+
+A mail larger than LMS_SMTP_MAX_BYTES is not fetched: its headers are, the ledger moves past
+it, a row in ``imap_skipped`` shows it in ``lms ops status``, and it stays in the mailbox
+unread, marked ``\\Flagged`` (and ``$LmsTooLarge`` where the server takes keywords).
 """
 
 from __future__ import annotations
@@ -20,28 +34,37 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 from sqlalchemy import select
 
+from intake.oauth import OAuthError
+from intake.oauth_tokens import AccessTokens
 from intake.store import Enqueue, store_message
 from models.clock import Clock, system_clock
 from models.db import Database, dialect_insert
+from models.mailbox_tables import ImapSkipped
 from models.tables import Dealer, ImapLedger, ImapStatus
 
 log = logging.getLogger(__name__)
 
 OUR_KEYWORD = "$LmsStored"
+TOO_LARGE_KEYWORD = "$LmsTooLarge"
 IDLE_RENEW_SECONDS = 600
 SOCKET_TIMEOUT = 30.0
 FETCH_BATCH = 50
+FETCH_BATCH_BYTES = 32 * 1024 * 1024  # bodies fetched in one command, at most (one mail always)
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,9 @@ class ImapAccount:
     after: str = "flag"  # flag | move
     move_to: str | None = None
     poll_seconds: float = 60.0
+    ca_file: str | None = None
+    auth: str = "password"  # password | xoauth2
+    oauth: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -69,8 +95,9 @@ def accounts_from(dealers: list[Dealer], environ: dict[str, str] | None = None) 
     for dealer in dealers:
         mailbox = (dealer.config.get("mailboxes") or [dealer.from_address])[0]
         for box in dealer.config.get("imap") or []:
+            auth = box.get("auth") or "password"
             password = box.get("password")
-            if password is None:
+            if auth == "password" and password is None:
                 password = env.get(box["password_env"], "")
                 if not password:
                     log.error(
@@ -92,6 +119,9 @@ def accounts_from(dealers: list[Dealer], environ: dict[str, str] | None = None) 
                     after=box["after"],
                     move_to=box.get("move_to"),
                     poll_seconds=float(box.get("poll_seconds", 60)),
+                    ca_file=box.get("ca_file"),
+                    auth=auth,
+                    oauth=box.get("oauth"),
                 )
             )
     return found
@@ -99,6 +129,48 @@ def accounts_from(dealers: list[Dealer], environ: dict[str, str] | None = None) 
 
 class DeadConnection(Exception):
     pass
+
+
+class MailboxError(Exception):
+    """A failure with a kind a health check can act on: tls, auth, oauth, config, network,
+    server."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Chain and host name verified (the default context's), TLS 1.2 at least. A ``ca_file``
+    replaces the system store rather than adding to it: a private mail server is trusted for
+    its own CA only."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def classify(exc: BaseException, account: ImapAccount) -> MailboxError:
+    """Turn what the libraries raise into one sentence a dealer's admin can act on."""
+    where = f"{account.host}:{account.port}"
+    if isinstance(exc, MailboxError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message or str(exc)
+        hint = "" if account.ca_file else "; for a private CA set ca_file"
+        return MailboxError("tls", f"TLS: the certificate of {where} was refused ({reason}){hint}")
+    if isinstance(exc, ssl.SSLError):
+        return MailboxError("tls", f"TLS with {where} failed: {exc.reason or exc}")
+    if isinstance(exc, LoginError):
+        return MailboxError("auth", f"{where} refused the login of {account.user}: {exc}")
+    if isinstance(exc, OAuthError):
+        return MailboxError("config" if exc.error == "configuration" else "oauth", f"OAuth2: {exc}")
+    if isinstance(exc, DeadConnection | socket.timeout | TimeoutError):
+        return MailboxError("network", f"{where}: {exc or 'timed out'}")
+    if isinstance(exc, OSError):
+        return MailboxError("network", f"cannot reach {where}: {exc}")
+    if isinstance(exc, IMAPClientError):
+        return MailboxError("server", f"{where}: {exc}")
+    return MailboxError("server", f"{where}: {type(exc).__name__}: {exc}")
 
 
 class ImapPoller:
@@ -111,6 +183,9 @@ class ImapPoller:
         clock: Clock = system_clock,
         grace_seconds: float = 60.0,
         backoff_max: float = 300.0,
+        max_bytes: int | None = None,
+        secret_key: str | None = None,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self.account = account
         self.db = db
@@ -118,9 +193,23 @@ class ImapPoller:
         self.clock = clock
         self.grace_seconds = grace_seconds
         self.backoff_max = backoff_max
+        self.max_bytes = max_bytes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.run, name=f"imap-{account.key}", daemon=True)
         self.client: IMAPClient | None = None
+        self.tokens = tokens
+        if tokens is None and account.auth == "xoauth2":
+            self.tokens = AccessTokens(
+                db,
+                dealer_id=account.dealer_id,
+                user=account.user,
+                oauth=account.oauth or {},
+                secret_key=secret_key,
+                clock=clock,
+            )
+        self.idling = threading.Event()  # in IDLE now (for a health view, and tests)
+        self._session_ends_at: datetime | None = None  # the access token is due for refresh
+        self._keywords = True  # the selected folder takes our own keywords (PERMANENTFLAGS \*)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,9 +227,10 @@ class ImapPoller:
                 failures = 0
             except Exception as exc:
                 failures += 1
-                self._status(connected=False, error=f"{type(exc).__name__}: {exc}")
+                error = classify(exc, self.account)
+                self._status(connected=False, error=str(error), kind=error.kind)
                 delay = min(self.backoff_max, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
-                log.warning("IMAP %s: %s; reconnecting in %.1fs", self.account.key, exc, delay)
+                log.warning("IMAP %s: %s; reconnecting in %.1fs", self.account.key, error, delay)
                 self._stop.wait(delay)
             finally:
                 self._close()
@@ -148,7 +238,9 @@ class ImapPoller:
     # -- one connection ---------------------------------------------------------------------
     def connect(self) -> IMAPClient:
         account = self.account
-        context = ssl.create_default_context()
+        # The token first: a refused grant opens no connection, a refresh holds none open.
+        token = self.tokens.get() if self.tokens is not None and account.auth == "xoauth2" else None
+        context = tls_context(account.ca_file) if account.security != "none" else None
         client = IMAPClient(
             account.host,
             port=account.port,
@@ -156,11 +248,43 @@ class ImapPoller:
             ssl_context=context if account.security == "tls" else None,
             timeout=SOCKET_TIMEOUT,
         )
+        self.client = client  # closed by _close() whatever happens below
         if account.security == "starttls":
-            client.starttls(context)
-        client.login(account.user, account.password)
-        self.client = client
+            self._starttls(client, context)
+        if token is not None:
+            self._oauth2_login(client, token)
+        else:
+            client.login(account.user, account.password)
         return client
+
+    def _starttls(self, client: IMAPClient, context: ssl.SSLContext | None) -> None:
+        where = f"{self.account.host}:{self.account.port}"
+        try:
+            client.starttls(context)
+        except CapabilityError:
+            raise MailboxError(
+                "tls",
+                f"{where} did not offer STARTTLS (removed by something in between?); "
+                "refusing to log in without TLS",
+            ) from None
+        except ssl.SSLError:
+            raise
+        except IMAPClientError as exc:
+            raise MailboxError(
+                "tls", f"{where} refused STARTTLS ({exc}); refusing to log in without TLS"
+            ) from None
+
+    def _oauth2_login(self, client: IMAPClient, token: str) -> None:
+        """Log in with the stored token; if the server refuses it, refresh once and try again
+        (a token revoked early, or clocks that disagree), then give up until the backoff."""
+        assert self.tokens is not None
+        try:
+            client.oauth2_login(self.account.user, token)
+        except LoginError:
+            log.info("IMAP %s: access token refused, refreshing once", self.account.key)
+            token = self.tokens.get(failed=token)
+            client.oauth2_login(self.account.user, token)
+        self._session_ends_at = self.tokens.refresh_due_at
 
     def _close(self) -> None:
         client, self.client = self.client, None
@@ -176,20 +300,54 @@ class ImapPoller:
         client = self.connect()
         self._status(connected=True)
         idle = b"IDLE" in client.capabilities()
+        again = False
         while not self._stop.is_set():
             self.poll_once(client)
+            if self._token_due():
+                return  # log out cleanly; the next session logs in with a refreshed token
+            # A mail announced during the poll is taken now, not at the next event; once in a
+            # row only, in case a server repeats EXISTS with every answer.
+            again = not again and self._announced_meanwhile(client)
+            if again:
+                continue
             if idle:
                 self._idle(client)
             else:
-                self._stop.wait(self.account.poll_seconds)
+                self._stop.wait(min(self.account.poll_seconds, self._seconds_left()))
                 client.noop()
 
+    @staticmethod
+    def _unsolicited(client: IMAPClient) -> dict[str, Any]:
+        # imapclient keeps what the server sent unasked (RFC 3501 §7) in imaplib's store and
+        # has no public accessor for it.
+        imap = getattr(client, "_imap", None)
+        responses = getattr(imap, "untagged_responses", None)
+        return responses if isinstance(responses, dict) else {}
+
+    def _announced_meanwhile(self, client: IMAPClient) -> bool:
+        """Did the server announce new mail (``* n EXISTS``) along with our own commands after
+        SELECT? It then counts the news as told and IDLE would not repeat it: without this
+        check a mail arriving between SEARCH and IDLE waited for the next mail or renewal."""
+        return bool(self._unsolicited(client).pop("EXISTS", None))
+
+    def _seconds_left(self) -> float:
+        """Until the access token of this session is due for refresh (forever with passwords)."""
+        if self._session_ends_at is None:
+            return float("inf")
+        return max(0.0, (self._session_ends_at - self.clock()).total_seconds())
+
+    def _token_due(self) -> bool:
+        return self._seconds_left() <= 0
+
     def _idle(self, client: IMAPClient) -> None:
-        """Wait in IDLE until the server says something, the renewal is due, or we stop."""
+        """Wait in IDLE until the server says something, the renewal is due, the access token
+        is due for refresh, or we stop."""
         client.idle()
+        self.idling.set()
         started = time.monotonic()
+        limit = min(IDLE_RENEW_SECONDS, self._seconds_left())
         try:
-            while not self._stop.is_set() and time.monotonic() - started < IDLE_RENEW_SECONDS:
+            while not self._stop.is_set() and time.monotonic() - started < limit:
                 asked = time.monotonic()
                 responses = client.idle_check(timeout=1.0)
                 if responses:
@@ -197,39 +355,107 @@ class ImapPoller:
                 if time.monotonic() - asked < 0.2:
                     raise DeadConnection("idle_check returned at once with nothing: the connection is gone")
         finally:
+            self.idling.clear()
             client.idle_done()
 
     # -- the work ---------------------------------------------------------------------------
     def poll_once(self, client: IMAPClient) -> int:
         account = self.account
         selected = client.select_folder(account.folder)
+        self._unsolicited(client).pop("EXISTS", None)  # SELECT's own count is no news
         uidvalidity = int(selected[b"UIDVALIDITY"])
+        # Exchange Online, for one, takes no keywords of ours: then \Seen / \Flagged only.
+        self._keywords = b"\\*" in tuple(selected.get(b"PERMANENTFLAGS") or (b"\\*",))
         last_uid = self._last_uid(uidvalidity)
         # "UID n:*" always returns the highest UID even when it is below n: filter ourselves.
         uids = sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
         taken = 0
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
-            fetched = client.fetch(batch, ["BODY.PEEK[]"])
-            for uid in batch:
-                raw = fetched.get(uid, {}).get(b"BODY[]")
-                if raw is None:
-                    continue  # expunged by someone else meanwhile
-                stored = store_message(
-                    self.db,
-                    bytes(raw),
-                    envelope_from="",
-                    recipients=[account.mailbox],
-                    via="imap",
-                    now=self.clock(),
-                    enqueue=self.enqueue,
-                    grace=timedelta(seconds=self.grace_seconds),
-                )
-                self._advance(uidvalidity, uid, new=not stored[0].duplicate)
-                self._after_commit(client, uid)
-                taken += 1
+            sizes = {
+                uid: int(data.get(b"RFC822.SIZE") or 0)
+                for uid, data in client.fetch(batch, ["RFC822.SIZE"]).items()
+            }
+            for chunk in self._chunks([uid for uid in batch if uid in sizes], sizes):
+                wanted = [uid for uid in chunk if not self._too_large(sizes[uid])]
+                fetched = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+                for uid in chunk:
+                    raw = fetched.get(uid, {}).get(b"BODY[]")
+                    if uid in wanted and raw is None:
+                        continue  # expunged by someone else meanwhile
+                    if raw is None or self._too_large(len(raw)):
+                        self._leave_too_large(client, uidvalidity, uid, len(raw) if raw else sizes[uid])
+                        continue
+                    stored = store_message(
+                        self.db,
+                        bytes(raw),
+                        envelope_from="",
+                        recipients=[account.mailbox],
+                        via="imap",
+                        now=self.clock(),
+                        enqueue=self.enqueue,
+                        grace=timedelta(seconds=self.grace_seconds),
+                    )
+                    self._advance(uidvalidity, uid, new=not stored[0].duplicate)
+                    self._after_commit(client, uid)
+                    taken += 1
         self._status(connected=True, success=True)
         return taken
+
+    def _too_large(self, size: int) -> bool:
+        return self.max_bytes is not None and size > self.max_bytes
+
+    def _chunks(self, uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
+        """UIDs in order, cut so one FETCH brings at most FETCH_BATCH_BYTES of bodies."""
+        chunk: list[int] = []
+        total = 0
+        for uid in uids:
+            size = 0 if self._too_large(sizes[uid]) else sizes[uid]
+            if chunk and total + size > FETCH_BATCH_BYTES:
+                yield chunk
+                chunk, total = [], 0
+            chunk.append(uid)
+            total += size
+        if chunk:
+            yield chunk
+
+    def _leave_too_large(self, client: IMAPClient, uidvalidity: int, uid: int, size: int) -> None:
+        """Record the mail and move the ledger past it in one transaction, then mark it in the
+        mailbox for a person: never stored, never fetched again, never lost from sight."""
+        headers = client.fetch([uid], ["BODY.PEEK[HEADER.FIELDS (FROM SUBJECT MESSAGE-ID)]"]).get(uid, {})
+        raw_headers = next((v for k, v in headers.items() if k.startswith(b"BODY[HEADER")), b"") or b""
+        parsed = BytesHeaderParser(policy=default_policy).parsebytes(bytes(raw_headers))
+
+        def header(name: str) -> str | None:
+            try:
+                value = parsed.get(name)
+            except Exception:  # a broken encoded word must not stop the poller
+                return None
+            return " ".join(str(value).split())[:500] if value is not None else None
+
+        now = self.clock()
+        reason = f"{size} bytes, larger than LMS_SMTP_MAX_BYTES ({self.max_bytes}); left in the mailbox"
+        with self.db.session() as session:
+            session.execute(
+                dialect_insert(session, ImapSkipped)
+                .values(
+                    account=self.account.key,
+                    folder=self.account.folder,
+                    uidvalidity=uidvalidity,
+                    uid=uid,
+                    size=size,
+                    reason=reason,
+                    sender=header("From"),
+                    subject=header("Subject"),
+                    message_id=header("Message-ID"),
+                    at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["account", "folder", "uidvalidity", "uid"])
+            )
+        self._advance(uidvalidity, uid, new=False)
+        log.warning("IMAP %s: UID %s not stored: %s", self.account.key, uid, reason)
+        flags = [b"\\Flagged"] + ([TOO_LARGE_KEYWORD.encode()] if self._keywords else [])
+        client.add_flags([uid], flags)
 
     def _after_commit(self, client: IMAPClient, uid: int) -> None:
         if self.account.after == "move" and self.account.move_to:
@@ -237,7 +463,8 @@ class ImapPoller:
                 client.create_folder(self.account.move_to)
             client.move([uid], self.account.move_to)
         else:
-            client.add_flags([uid], [b"\\Seen", OUR_KEYWORD.encode()])
+            flags = [b"\\Seen"] + ([OUR_KEYWORD.encode()] if self._keywords else [])
+            client.add_flags([uid], flags)
 
     def _last_uid(self, uidvalidity: int) -> int:
         with self.db.session() as session:
@@ -286,7 +513,9 @@ class ImapPoller:
         assert row is not None
         return row
 
-    def _status(self, *, connected: bool, success: bool = False, error: str | None = None) -> None:
+    def _status(
+        self, *, connected: bool, success: bool = False, error: str | None = None, kind: str | None = None
+    ) -> None:
         now = self.clock()
         try:
             with self.db.session() as session:
@@ -294,8 +523,12 @@ class ImapPoller:
                 row.connected, row.updated_at = connected, now
                 if success:
                     row.last_success_at = now
+                if connected:
+                    row.error_kind, row.failing_since = None, None
                 if error:
                     row.last_error, row.last_error_at = error[:2000], now
+                    row.error_kind = kind or "server"
+                    row.failing_since = row.failing_since or now
         except Exception:
             log.exception("could not record the IMAP status of %s", self.account.key)
 

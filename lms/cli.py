@@ -20,7 +20,7 @@ COMMANDS: dict[str, str] = {
     "run": "lms.commands.components:run",
     "smtp": "lms.commands.components:smtp",
     "web": "lms.commands.components:web",
-    "imap": "lms.commands.components:imap",
+    "imap": "lms.commands.imap:imap",
     "worker": "lms.commands.components:worker",
     "scheduler": "lms.commands.components:scheduler",
     "migrate": "lms.commands.components:migrate",

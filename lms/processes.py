@@ -58,6 +58,8 @@ def start_imap(runtime: Runtime, *, worker_here: bool) -> list[ImapPoller]:
             enqueue=enqueue,
             clock=runtime.clock,
             grace_seconds=grace.total_seconds(),
+            max_bytes=runtime.settings.smtp_max_bytes,
+            secret_key=runtime.settings.secret_key,
         ),
     )
     for account in accounts:

@@ -6,11 +6,13 @@ misspelled key silently ignored is a rule that silently does not apply.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -209,13 +211,70 @@ class DkimConfig(Strict):
     key_file: str  # PEM private key; the DNS record <selector>._domainkey.<domain> holds the public key
 
 
+class OAuthConfig(Strict):
+    """An OAuth2 client registered at the mail provider (README "IMAP intake: OAuth2").
+
+    The endpoints default to the provider's documented ones; they are settings so a test (or
+    a sovereign cloud) can point them elsewhere. The refresh token is never here: it lives
+    encrypted in the database (``lms imap connect``)."""
+
+    provider: Literal["microsoft", "google", "generic"]
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None
+    client_secret_env: str | None = None
+    tenant: str | None = None  # Microsoft: tenant id or domain; default "organizations"
+    scopes: list[str] | None = None  # default: the provider's IMAP + SMTP scopes
+    device_endpoint: str | None = None
+    token_endpoint: str | None = None
+    authorize_endpoint: str | None = None
+    redirect_uri: str = "http://localhost"  # for --auth-code; the web pane passes its own
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OAuthConfig:
+        if self.client_secret is not None and self.client_secret_env is not None:
+            raise ValueError("give at most one of 'client_secret' and 'client_secret_env'")
+        if self.tenant is not None and self.provider != "microsoft":
+            raise ValueError("'tenant' is for provider = \"microsoft\" only")
+        if self.provider == "generic" and not self.token_endpoint:
+            raise ValueError("provider = \"generic\" needs 'token_endpoint'")
+        if self.provider == "generic" and not (self.device_endpoint or self.authorize_endpoint):
+            raise ValueError("provider = \"generic\" needs 'device_endpoint' or 'authorize_endpoint'")
+        for name in ("device_endpoint", "token_endpoint", "authorize_endpoint"):
+            url = getattr(self, name)
+            if url is not None and not _https_or_loopback(url):
+                raise ValueError(f"{name} must be an https:// URL (http:// only on loopback)")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.hostname or "")
+
+
 class ImapConfig(Strict):
     host: str
     port: int = Field(default=993, gt=0, lt=65536)
+    # tls: implicit TLS (port 993); starttls: upgrade on 143 and refuse to go on without it;
+    # none: clear text, refused for anything but loopback.
     security: Literal["tls", "starttls", "none"] = "tls"
+    ca_file: str | None = None  # PEM bundle of a private CA; default: the system trust store
     user: str
+    auth: Literal["password", "xoauth2"] = "password"
     password: str | None = None
     password_env: str | None = None
+    oauth: OAuthConfig | None = None
     folder: str = "INBOX"
     after: Literal["flag", "move"] = "flag"
     move_to: str | None = None
@@ -223,10 +282,25 @@ class ImapConfig(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ImapConfig:
-        if (self.password is None) == (self.password_env is None):
-            raise ValueError("give exactly one of 'password' and 'password_env'")
+        if self.auth == "password":
+            if (self.password is None) == (self.password_env is None):
+                raise ValueError("give exactly one of 'password' and 'password_env'")
+            if self.oauth is not None:
+                raise ValueError("'oauth' needs auth = \"xoauth2\"")
+        else:
+            if self.password is not None or self.password_env is not None:
+                raise ValueError("auth = \"xoauth2\" takes no password: the token comes from 'oauth'")
+            if self.oauth is None:
+                raise ValueError("auth = \"xoauth2\" needs an [oauth] table (provider, client_id)")
         if self.after == "move" and not self.move_to:
             raise ValueError("after = \"move\" needs 'move_to'")
+        if self.security == "none" and not is_loopback(self.host):
+            raise ValueError(
+                f"security = \"none\" sends the password in clear: refused for {self.host!r} "
+                "(only loopback hosts); use \"tls\" or \"starttls\""
+            )
+        if self.security == "none" and self.ca_file is not None:
+            raise ValueError("'ca_file' makes no sense with security = \"none\"")
         return self
 
 
@@ -383,6 +457,12 @@ def _resolve_files(config: FileConfig, base: Path) -> FileConfig:
         if dealer.dkim:
             key_file = resolve(f"dealers[{d_index}].dkim.key_file", dealer.dkim.key_file)
             update["dkim"] = dealer.dkim.model_copy(update={"key_file": key_file})
+        update["imap"] = [
+            box.model_copy(update={"ca_file": resolve(f"dealers[{d_index}].imap[{i}].ca_file", box.ca_file)})
+            if box.ca_file
+            else box
+            for i, box in enumerate(dealer.imap)
+        ]
         dealers.append(dealer.model_copy(update=update))
     return config.model_copy(update={"dealers": dealers})
 
@@ -398,11 +478,19 @@ def load_config_file(path: str | Path) -> FileConfig:
     return _resolve_files(validate_config(data), Path(path).resolve().parent)
 
 
+SECRET = "********"
+
+
 def redacted(dealer: dict[str, Any]) -> dict[str, Any]:
     """The dealer configuration without secrets, for display."""
     copy = dict(dealer)
-    copy["imap"] = [
-        {**box, "password": "********"} if box.get("password") is not None else dict(box)
-        for box in dealer.get("imap", [])
-    ]
+    boxes = []
+    for box in dealer.get("imap", []):
+        shown = dict(box)
+        if shown.get("password") is not None:
+            shown["password"] = SECRET
+        if isinstance(shown.get("oauth"), dict) and shown["oauth"].get("client_secret") is not None:
+            shown["oauth"] = {**shown["oauth"], "client_secret": SECRET}
+        boxes.append(shown)
+    copy["imap"] = boxes
     return copy

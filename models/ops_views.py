@@ -9,11 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.lead_views import iso
+from models.mailbox_views import imap_view, oauth_view
 from models.tables import (
     INBOUND_PENDING_STATES,
     OUTBOUND_PENDING_STATES,
-    ImapStatus,
     InboundMessage,
     OutboundMessage,
 )
@@ -41,18 +40,6 @@ def ops_status(session: Session, *, now: datetime, queues: dict[str, int]) -> di
     pending = [t for t in oldest if t is not None]
     oldest_seconds = max(0.0, (now - min(pending)).total_seconds()) if pending else 0
     failed_outbound = outbound.get("failed", 0)
-    imap = [
-        {
-            "mailbox": row.account,
-            "folder": row.folder,
-            "connected": row.connected,
-            "last_success": iso(row.last_success_at),
-            "last_error": row.last_error,
-            "last_error_at": iso(row.last_error_at),
-            "taken": row.taken,
-        }
-        for row in session.scalars(select(ImapStatus).order_by(ImapStatus.account))
-    ]
     return {
         "inbound": inbound,
         "outbound": outbound,
@@ -60,5 +47,6 @@ def ops_status(session: Session, *, now: datetime, queues: dict[str, int]) -> di
         "oldest_pending_seconds": round(oldest_seconds),
         "dead": inbound.get("dead", 0) + outbound.get("dead", 0),
         "failed": failed_outbound,
-        "imap": imap,
+        "imap": imap_view(session),
+        "oauth": oauth_view(session),
     }

@@ -46,3 +46,5 @@ class Settings(BaseSettings):
     # Verify DKIM signatures ourselves for mail our SMTP intake received (we are the
     # receiving server then); DNS lookups at ingest.
     dkim_verify: bool = False
+    # Encrypts OAuth2 tokens in the database (models/secret_box.py); never stored anywhere.
+    secret_key: str | None = None

@@ -327,9 +327,15 @@ class ImapStatus(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     taken: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What is wrong now (None: the last session works): tls | auth | oauth | config | network |
+    # server. A health check reads this, not the free text of last_error.
+    error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 INBOUND_FINAL_STATES = ("processed", "ignored", "unrecognised", "dead", "deleted")
 INBOUND_PENDING_STATES = ("received", "failed", "routed")
 OUTBOUND_FINAL_STATES = ("sent", "failed", "dead", "expired")
 OUTBOUND_PENDING_STATES = ("queued", "sending")
+
+from models import mailbox_tables as _mailbox_tables  # noqa: E402, F401  (OAuth tokens, skipped mails)

@@ -26,7 +26,9 @@ def resolve(args: list[str]) -> click.Command:
             for flag in (a.split("=")[0] for a in args[index + 1 :] if a.startswith("-")):
                 assert flag in params, f"`lms {' '.join(args)}`: unknown option {flag}"
             break
-    assert not isinstance(command, click.Group), f"`lms {' '.join(args)}` names a group, not a command"
+    # A group runs only if it does something without a subcommand (bare `lms imap`: the pollers).
+    runnable = not isinstance(command, click.Group) or command.invoke_without_command
+    assert runnable, f"`lms {' '.join(args)}` names a group, not a command"
     return command
 
 

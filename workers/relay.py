@@ -1,8 +1,9 @@
 """Where outgoing mail goes, chosen by ``LMS_RELAY_URL``.
 
-``smtp://host:port``, ``smtp+starttls://user:pass@host:587``, ``smtps://user:pass@host:465``
-or ``maildir://PATH``. smtplib has no default timeout, so every connection gets one, and
-STARTTLS is asked for explicitly (smtplib never upgrades on its own).
+``smtp://host:port``, ``smtp+starttls://user:pass@host:587``, ``smtps://user:pass@host:465``,
+``smtp+xoauth2://user@host:587`` (OAuth2, :mod:`workers.relay_xoauth2`) or ``maildir://PATH``;
+``?ca_file=PATH`` trusts a private CA. smtplib has no default timeout, so every connection
+gets one, and STARTTLS is asked for explicitly (smtplib never upgrades on its own).
 
 What "at least once" means here: a mail is marked sent only after the relay took it. The
 Maildir relay is idempotent: one file per Message-ID, so a mail handed over again after a
@@ -26,7 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from models.db import Database
 
 
 class DeliveryError(Exception):
@@ -121,18 +124,18 @@ class SmtpSession:
 
     def _connect(self) -> smtplib.SMTP:
         relay = self.relay
+        relay.prepare()
         if relay.mode == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
-                relay.host, relay.port, timeout=relay.timeout, context=ssl.create_default_context()
+                relay.host, relay.port, timeout=relay.timeout, context=relay.tls_context()
             )
         else:
             client = smtplib.SMTP(relay.host, relay.port, timeout=relay.timeout)
             if relay.mode == "starttls":
                 client.ehlo()
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=relay.tls_context())
                 client.ehlo()
-        if relay.username:
-            client.login(relay.username, relay.password or "")
+        relay.authenticate(client)
         return client
 
     def send(self, mail: Outgoing) -> None:
@@ -165,7 +168,18 @@ class SmtpRelay:
     username: str | None = None
     password: str | None = None
     timeout: float = 30.0
+    ca_file: str | None = None  # ?ca_file=PATH: a private CA instead of the system store
     idempotent: bool = False
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def prepare(self) -> None:
+        """Checks before connecting (an OAuth2 relay makes sure it has a grant)."""
+
+    def authenticate(self, client: smtplib.SMTP) -> None:
+        if self.username:
+            client.login(self.username, self.password or "")
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SmtpSession]:
@@ -176,7 +190,14 @@ class SmtpRelay:
             session.close()
 
 
-def relay_from_url(url: str, *, timeout: float = 30.0, base_dir: Path | None = None) -> Relay:
+def relay_from_url(
+    url: str,
+    *,
+    timeout: float = 30.0,
+    base_dir: Path | None = None,
+    db: Database | None = None,
+    secret_key: str | None = None,
+) -> Relay:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "maildir":
@@ -185,9 +206,16 @@ def relay_from_url(url: str, *, timeout: float = 30.0, base_dir: Path | None = N
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
         return MaildirRelay(path)
+    if scheme in ("smtp+xoauth2", "smtps+xoauth2"):
+        from workers.relay_xoauth2 import xoauth2_relay_from_url
+
+        return xoauth2_relay_from_url(url, timeout=timeout, db=db, secret_key=secret_key)
     modes = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
     if scheme not in modes:
-        raise ValueError(f"LMS_RELAY_URL: unknown scheme {scheme!r} (smtp, smtp+starttls, smtps, maildir)")
+        raise ValueError(
+            f"LMS_RELAY_URL: unknown scheme {scheme!r} "
+            "(smtp, smtp+starttls, smtps, smtp+xoauth2, smtps+xoauth2, maildir)"
+        )
     if not parts.hostname:
         raise ValueError("LMS_RELAY_URL: no host")
     mode, default_port = modes[scheme]
@@ -198,4 +226,10 @@ def relay_from_url(url: str, *, timeout: float = 30.0, base_dir: Path | None = N
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         timeout=timeout,
+        ca_file=query_value(parts.query, "ca_file"),
     )
+
+
+def query_value(query: str, name: str) -> str | None:
+    values = parse_qs(query).get(name)
+    return values[0] if values else None

@@ -29,12 +29,6 @@ def web() -> None:
 
 
 @click.command()
-def imap() -> None:
-    """The IMAP pollers only: one connection per configured [[dealers.imap]] mailbox."""
-    run_components(settings(), smtp=False, worker=False, scheduler=False, imap=True)
-
-
-@click.command()
 @click.option("--threads", type=int, default=None, help="Worker threads (default LMS_WORKER_THREADS).")
 def worker(threads: int | None) -> None:
     """The Dramatiq workers only (ingest and send)."""

@@ -39,10 +39,23 @@ def ops_status_cmd(as_json: bool) -> None:
     )
     for box in data["imap"]:
         state = "connected" if box["connected"] else "disconnected"
+        if box["error_kind"]:
+            state = f"FAILING ({box['error_kind']}) since {box['failing_since']}"
         error = f", last error {box['last_error']}" if box["last_error"] else ""
         click.echo(
             f"imap {box['mailbox']} {box['folder']}: {state}, taken {box['taken']}, "
             f"last success {box['last_success'] or '-'}{error}"
+        )
+        if box["skipped_total"]:
+            click.echo(f"  {box['skipped_total']} mail(s) left in the mailbox, not stored:")
+            for mail in box["skipped"]:
+                sender, subject = mail["from"] or "?", mail["subject"] or ""
+                click.echo(f"    UID {mail['uid']} from {sender} \"{subject}\": {mail['reason']}")
+    for grant in data["oauth"]:
+        note = f", last error {grant['last_error']}" if grant["last_error"] else ""
+        click.echo(
+            f"oauth {grant['user']} ({grant['dealer']}, {grant['provider']}): {grant['state']}, "
+            f"access token until {grant['access_expires_at'] or '-'}{note}"
         )
 
 

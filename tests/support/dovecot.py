@@ -3,6 +3,11 @@
 Installed with apt-get when missing (CI runs as root). Each instance has its own
 configuration, mail location and sockets in a throw-away directory and listens on a free
 port; the machine's own services are never touched.
+
+With ``tls`` (a certificate from tests/support/tls.py) it offers STARTTLS on ``port`` and
+implicit TLS on ``tls_port``; with ``oauth_introspection_url`` it takes XOAUTH2 and
+OAUTHBEARER and checks each token at that URL (Dovecot 2.3's oauth2 passdb, introspection by
+POST), while passwords keep working for the test's own client.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pytest
 from imapclient import IMAPClient
 
 from tests.support.services import free_port, reachable
+from tests.support.tls import ServerCert
 
 USER, PASSWORD = "leads", "s3cret"
 NOBODY = 65534  # Dovecot refuses to run mail processes as root
@@ -55,9 +61,10 @@ def _running(pid: int) -> bool:
 
 
 class Dovecot:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ServerCert | None = None, oauth_introspection_url: str | None = None) -> None:
         self.binary = ensure_dovecot()
         self.port = free_port()
+        self.tls_port = free_port() if tls else 0
         # Not under pytest's 0700 tmp: the unprivileged mail processes must reach it.
         self.dir = Path(tempfile.mkdtemp(prefix="lms-dovecot-"))
         self.dir.chmod(0o755)
@@ -68,23 +75,45 @@ class Dovecot:
             f"{USER}:{{PLAIN}}{PASSWORD}:{NOBODY}:{NOBODY}::{self.dir}/mail/{USER}::\n"
         )
         self.conf = self.dir / "dovecot.conf"
+        mechanisms = "plain login"
+        oauth_passdb = ""
+        if oauth_introspection_url:
+            mechanisms += " xoauth2 oauthbearer"
+            (self.dir / "oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {oauth_introspection_url}\n"
+                "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+                "force_introspection = yes\ntimeout_msecs = 5000\n"
+            )
+            oauth_passdb = f"""
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.dir}/oauth2.conf.ext
+}}"""
+        ssl = (
+            f"ssl = yes\nssl_cert = <{tls.cert_file}\nssl_key = <{tls.key_file}\nssl_min_protocol = TLSv1.2"
+            if tls
+            else "ssl = no"
+        )
         self.conf.write_text(f"""
 protocols = imap
 listen = 127.0.0.1
 base_dir = {self.dir}/run
 state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
+auth_failure_delay = 0
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = 1
 mail_location = maildir:{self.dir}/mail/%u
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {self.dir}/users
-}}
+}}{oauth_passdb}
 userdb {{
   driver = passwd-file
   args = username_format=%u {self.dir}/users
@@ -95,7 +124,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
 }}
 """)
@@ -157,6 +187,22 @@ service imap-login {{
         finally:
             client.logout()
 
+    def empty(self, folder: str = "INBOX") -> None:
+        """Remove every mail of a folder (tests sharing one server start from nothing)."""
+        client = self.client()
+        try:
+            if client.folder_exists(folder):
+                client.select_folder(folder)
+                uids = client.search(["ALL"])
+                if uids:
+                    client.delete_messages(uids)
+                    client.expunge()
+        finally:
+            client.logout()
+
+    def log_text(self) -> str:
+        return (self.dir / "dovecot.log").read_text()
+
     def folder(self, folder: str = "INBOX") -> dict[int, tuple[bytes, ...]]:
         """UID → flags of the mails in a folder."""
         client = self.client()
@@ -172,11 +218,27 @@ service imap-login {{
             client.logout()
 
     def imap_toml(
-        self, *, folder: str = "INBOX", after: str = "flag", password_env: str | None = None
+        self,
+        *,
+        folder: str = "INBOX",
+        after: str = "flag",
+        password_env: str | None = None,
+        security: str = "none",
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        ca_file: Path | None = None,
+        oauth_toml: str | None = None,
     ) -> str:
-        secret = f'password_env = "{password_env}"' if password_env else f'password = "{PASSWORD}"'
+        if oauth_toml:
+            secret = 'auth = "xoauth2"'
+        else:
+            secret = f'password_env = "{password_env}"' if password_env else f'password = "{PASSWORD}"'
         move = '\nmove_to = "Processed"' if after == "move" else ""
+        if port is None:
+            port = self.tls_port if security == "tls" else self.port
+        ca = f'\nca_file = "{ca_file}"' if ca_file else ""
         return (
-            f'\n[[dealers.imap]]\nhost = "127.0.0.1"\nport = {self.port}\nsecurity = "none"\n'
+            f'\n[[dealers.imap]]\nhost = "{host}"\nport = {port}\nsecurity = "{security}"{ca}\n'
             f'user = "{USER}"\n{secret}\nfolder = "{folder}"\nafter = "{after}"{move}\n'
+            + (oauth_toml or "")
         )
