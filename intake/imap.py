@@ -55,6 +55,7 @@ from intake.store import Enqueue, store_message
 from models.clock import Clock, system_clock
 from models.db import Database, dialect_insert
 from models.mailbox_tables import ImapSkipped
+from models.policy import policy_for
 from models.tables import Dealer, ImapLedger, ImapStatus
 
 log = logging.getLogger(__name__)
@@ -93,35 +94,32 @@ def accounts_from(dealers: list[Dealer], environ: dict[str, str] | None = None) 
     env = os.environ if environ is None else environ
     found = []
     for dealer in dealers:
-        mailbox = (dealer.config.get("mailboxes") or [dealer.from_address])[0]
-        for box in dealer.config.get("imap") or []:
-            auth = box.get("auth") or "password"
-            password = box.get("password")
-            if auth == "password" and password is None:
-                password = env.get(box["password_env"], "")
+        policy = policy_for(dealer)
+        mailbox = policy.mailboxes[0]
+        for box in policy.imap:
+            password = box.password
+            if box.auth == "password" and password is None and box.password_env:
+                password = env.get(box.password_env, "")
                 if not password:
                     log.error(
-                        "IMAP %s@%s: environment variable %s is empty",
-                        box["user"],
-                        box["host"],
-                        box["password_env"],
+                        "IMAP %s@%s: environment variable %s is empty", box.user, box.host, box.password_env
                     )
             found.append(
                 ImapAccount(
                     dealer_id=dealer.id,
                     mailbox=mailbox,
-                    host=box["host"],
-                    port=int(box["port"]),
-                    security=box["security"],
-                    user=box["user"],
+                    host=box.host,
+                    port=box.port,
+                    security=box.security,
+                    user=box.user,
                     password=password or "",
-                    folder=box["folder"],
-                    after=box["after"],
-                    move_to=box.get("move_to"),
-                    poll_seconds=float(box.get("poll_seconds", 60)),
-                    ca_file=box.get("ca_file"),
-                    auth=auth,
-                    oauth=box.get("oauth"),
+                    folder=box.folder,
+                    after=box.after,
+                    move_to=box.move_to,
+                    poll_seconds=box.poll_seconds,
+                    ca_file=box.ca_file,
+                    auth=box.auth,
+                    oauth=box.oauth.model_dump(mode="json") if box.oauth else None,
                 )
             )
     return found

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.mailbox_tables import OAuthToken
+from models.policy import policy_for
 from models.secret_box import SecretBox
 from models.tables import Dealer
 
@@ -202,9 +203,8 @@ def oauth_mailboxes(session: Session, *, user: str, dealer_id: str | None = None
     wanted = normalise_user(user)
     found: dict[str, OAuthMailbox] = {}
     for dealer in session.scalars(query):
-        for box in dealer.config.get("imap") or []:
-            if box.get("auth") == "xoauth2" and normalise_user(box["user"]) == wanted:
-                found.setdefault(
-                    dealer.id, OAuthMailbox(dealer.id, wanted, box["host"], dict(box.get("oauth") or {}))
-                )
+        for box in policy_for(dealer).imap:
+            if box.auth == "xoauth2" and normalise_user(box.user) == wanted:
+                oauth = box.oauth.model_dump(mode="json") if box.oauth else {}
+                found.setdefault(dealer.id, OAuthMailbox(dealer.id, wanted, box.host, oauth))
     return list(found.values())

@@ -43,6 +43,7 @@ from intake.oauth import (
 from models.clock import Clock
 from models.db import Database
 from models.mailbox_tables import OAuthPending, OAuthToken
+from models.policy import policy_for
 from models.secret_box import SecretBox, SecretKeyError
 from models.tables import Dealer
 from models.token_store import OAuthMailbox, normalise_user, oauth_mailboxes, save_connected
@@ -101,17 +102,17 @@ def oauth_mailboxes_state(db: Database, dealer_id: str | None = None) -> list[Ma
         grants = {(t.dealer_id, t.user): t for t in session.scalars(select(OAuthToken))}
     found: dict[tuple[str, str], MailboxGrant] = {}
     for dealer in dealers:
-        for box in dealer.config.get("imap") or []:
-            if box.get("auth") != "xoauth2":
+        for box in policy_for(dealer).imap:
+            if box.auth != "xoauth2":
                 continue
-            key = (dealer.id, normalise_user(box["user"]))
+            key = (dealer.id, normalise_user(box.user))
             grant = grants.get(key)
             found.setdefault(
                 key,
                 MailboxGrant(
                     dealer_id=dealer.id,
                     user=key[1],
-                    provider=str((box.get("oauth") or {}).get("provider", "")),
+                    provider=box.oauth.provider if box.oauth else "",
                     state=grant.state if grant else "not_connected",
                     last_error=grant.last_error if grant else None,
                 ),
