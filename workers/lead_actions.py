@@ -12,7 +12,7 @@ from models.business_calendar import BusinessCalendar
 from models.escalation import parse_when
 from models.tables import CompletionReason, Contact, Dealer, InboundMessage, Lead, LeadActivity, User
 from workers.assign import reassign
-from workers.compose import build_message, render_mail
+from workers.compose import RenderedMail, build_message, render_mail
 from workers.escalations import change_due, reschedule
 from workers.ingest import reply_address
 from workers.lead_mail import new_message_id, queue_outbound
@@ -78,11 +78,7 @@ def _thread(session: Session, lead: Lead) -> tuple[str | None, list[str]]:
     return (ids[-1], ids[:-1]) if ids else (None, [])
 
 
-def reply(
-    session: Session, lead: Lead, body: str, *, by: User, now: datetime, grace: timedelta = timedelta(0)
-) -> int:
-    """The seller's words framed by the dealer's header and footers, to the customer, in the
-    enquiry's thread. It is the reaction that stops the stage-1 clock."""
+def _render_reply(session: Session, lead: Lead, body: str, by: User) -> tuple[RenderedMail, Dealer, Contact]:
     if not body.strip():
         raise ActionError("the reply is empty")
     contact = session.get(Contact, lead.contact_id)
@@ -105,6 +101,21 @@ def reply(
         subject=subject,
         with_attachments=False,
     )
+    return rendered, dealer, contact
+
+
+def reply_preview(session: Session, lead: Lead, body: str, *, by: User) -> RenderedMail:
+    """The reply exactly as :func:`reply` would frame it; nothing is queued or recorded."""
+    return _render_reply(session, lead, body, by)[0]
+
+
+def reply(
+    session: Session, lead: Lead, body: str, *, by: User, now: datetime, grace: timedelta = timedelta(0)
+) -> int:
+    """The seller's words framed by the dealer's header and footers, to the customer, in the
+    enquiry's thread. It is the reaction that stops the stage-1 clock."""
+    rendered, dealer, contact = _render_reply(session, lead, body, by)
+    assert contact.email  # checked while rendering
     in_reply_to, references = _thread(session, lead)
     message_id = new_message_id("re", lead, dealer)
     raw = build_message(
@@ -177,3 +188,38 @@ def complete(session: Session, lead: Lead, code: str, *, by: str, now: datetime)
         )
     )
     return reason
+
+
+def reopen(session: Session, lead: Lead, *, by: str, now: datetime) -> None:
+    """A completed lead is open again (the customer came back, a mistake); its reason stays in
+    the timeline. Its due date and stages stand as they were: stages that fired never fire twice."""
+    if lead.status != "completed":
+        raise ActionError(f"lead {lead.id} is not completed")
+    before = lead.completion_reason.label if lead.completion_reason else "-"
+    lead.status, lead.completed_at, lead.completion_reason_id = "open", None, None
+    lead.last_activity_at = now
+    session.add(
+        LeadActivity(
+            lead_id=lead.id,
+            at=now,
+            kind="reopened",
+            text=f"Reopened by {by} (was: {before})",
+            data={"by": by},
+        )
+    )
+    dealer = session.get(Dealer, lead.dealer_id)
+    assert dealer is not None
+    reschedule(session, dealer, lead, now=now)
+
+
+def to_pool(session: Session, lead: Lead, *, by: str, reason: str, now: datetime) -> None:
+    """Give the lead back to the dealer's pool (no editor)."""
+    if lead.editor_id is None:
+        raise ActionError(f"lead {lead.id} is in the pool already")
+    before = lead.editor.username if lead.editor else "?"
+    lead.editor_id = None
+    lead.last_activity_at = now
+    text = f"Moved from {before} to the pool by {by}" + (f": {reason}" if reason else "")
+    session.add(
+        LeadActivity(lead_id=lead.id, at=now, kind="assigned", text=text, data={"by": by, "reason": reason})
+    )
