@@ -157,7 +157,7 @@ async def leads_page(request: Request) -> Response:
     if data is None:
         return Response(status_code=204, headers={"Vary": "HX-Request, HX-Target, Cookie"})
     if is_htmx(request) and request.headers.get("HX-Target") == "results":
-        return render(request, "_results.html", **data)
+        return render(request, "_results.html", oob=True, **data)
     return render(request, "leads.html", **data)
 
 
