@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -296,7 +297,7 @@ async def login_page(request: Request) -> Response:
         cookie = await run_in_threadpool(attempt)
     except accounts.SignInRefused as refused:
         if refused.reason == "throttled" and refused.retry_after is not None:
-            minutes = max(1, int(refused.retry_after.total_seconds() // 60) + 1)
+            minutes = max(1, math.ceil(refused.retry_after.total_seconds() / 60))
             message, status = t("throttled", minutes=minutes), 429
             headers = {"Retry-After": str(int(refused.retry_after.total_seconds()) + 1)}
         else:
