@@ -82,7 +82,7 @@ def _ops_context(request: Request) -> dict[str, Any]:
     ctx = ctx_of(request)
     scope = scope_of(request)
     with ctx.db.session() as session:
-        status = ops_status(session, now=ctx.clock(), queues={})
+        status = ops_status(session, now=ctx.clock(), queues={}, dealer=scope.dealer_id)
         inbound = list(
             session.scalars(
                 select(InboundMessage)
@@ -100,7 +100,7 @@ def _ops_context(request: Request) -> dict[str, Any]:
             )
         )
         return {
-            "status": status,
+            "ops": status,
             "inbound": [
                 {"id": r.id, "state": r.state, "at": r.received_at, "error": r.error, "attempts": r.attempts}
                 for r in inbound

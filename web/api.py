@@ -76,11 +76,12 @@ async def api_lead(request: Request) -> Response:
 
 async def api_ops_status(request: Request) -> Response:
     ctx = ctx_of(request)
-    require_admin(scope_of(request))
+    scope = scope_of(request)
+    require_admin(scope)
 
     def load() -> dict[str, Any]:
         with ctx.db.session() as session:
-            return ops_status(session, now=ctx.clock(), queues={})
+            return ops_status(session, now=ctx.clock(), queues={}, dealer=scope.dealer_id)
 
     return JSONResponse(await run_in_threadpool(load))
 
