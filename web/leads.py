@@ -346,7 +346,22 @@ async def lead_action(request: Request) -> Response:
     except actions.ActionError as exc:
         return await _lead_with_error(request, lead_id, str(exc), form)
     ctx.announce(outbound)
+    if action in ("assign", "pool") and not scope.is_admin:
+        given_to = form.get("user") if action == "assign" else None
+        ids = {u.id for u in await run_in_threadpool(_users_named, ctx, scope, given_to)}
+        if given_to is not None and not ids & scope.editors:
+            # Handed to someone outside the person's view: the list, not a page they can't open.
+            return RedirectResponse("/leads?done=assign", status_code=303)
     return RedirectResponse(f"/leads/{lead_id}?done={action}", status_code=303)
+
+
+def _users_named(ctx: Any, scope: LeadScope, username: str | None) -> list[User]:
+    if username is None:
+        return []
+    with ctx.db.session() as session:
+        return list(
+            session.scalars(select(User).where(User.dealer_id == scope.dealer_id, User.username == username))
+        )
 
 
 async def _lead_with_error(request: Request, lead_id: int, error: str, form: dict[str, str]) -> Response:

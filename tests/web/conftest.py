@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -17,7 +18,8 @@ from intake.store import store_message
 from models.clock import Clock, system_clock
 from models.tables import Lead, User
 from tests.support.mails import enquiry
-from tests.support.services import free_port
+from tests.support.services import PG_ADMIN_DSN, free_port, require, unique
+from tests.support.sink import SmtpSink
 from tests.support.stack import ROOT, Stack
 from web.context import WebContext
 from web.server import WebServer
@@ -141,3 +143,55 @@ def web_sqlite(sqlite_url: str, tmp_path: Path) -> Iterator[WebStack]:
     stack = WebStack(sqlite_url, relay_url=f"maildir://{tmp_path}/outbox")
     yield stack
     stack.close()
+
+
+# -- the browser ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole run (Debian's, driven by Playwright)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.chromium import ARGS, ensure_chromium
+
+    executable = ensure_chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebStack, SmtpSink]]:
+    """The whole product on PostgreSQL for a module of browser tests: SMTP intake, workers, the
+    pane, and a real SMTP sink for what we send."""
+    require("PostgreSQL", "127.0.0.1", 5432)
+    name = unique("lms_web")
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    sink = SmtpSink(free_port()).start()
+    stack = WebStack(
+        f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+        relay_url=sink.url,
+        smtp=True,
+        worker_threads=2,
+    )
+    yield stack, sink
+    stack.close()
+    sink.stop()
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def browser_sign_in(browser: Any, web: WebStack, dealer: str, user: str, **options: Any) -> Any:
+    """A new browser context (its own cookies) signed in through the form; returns its page."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, **options)
+    page = context.new_page()
+    page.goto(f"{web.url}/login")
+    page.fill("input[name=dealer]", dealer)
+    page.fill("input[name=user]", user)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web.url}/leads")
+    return page

@@ -57,7 +57,14 @@ def test_lead_actions_from_the_page_are_recorded_with_who_did_them(web: WebStack
     actions = ("note", "due_changed", "reply", "assigned", "completed", "reopened")
     kinds = [kind for kind, text in timeline(web, lead_id) if kind in actions and "by test" not in text]
     assert kinds[-8:] == [
-        "note", "due_changed", "due_changed", "reply", "assigned", "completed", "reopened", "assigned"
+        "note",
+        "due_changed",
+        "due_changed",
+        "reply",
+        "assigned",
+        "completed",
+        "reopened",
+        "assigned",
     ]
     texts = "\n".join(text for _, text in timeline(web, lead_id))
     for expected in (
