@@ -238,12 +238,9 @@ def main() -> None:
                 session,
                 lead_query(session, now=datetime.now(UTC), scope=scope, status="open", search=args.search),
             )
-            session.execute(
-                text(
-                    "DROP INDEX IF EXISTS ix_leads_subject_trgm, ix_leads_message_trgm, "
-                    "ix_leads_vehicle_trgm, ix_contacts_name_trgm, ix_contacts_email_trgm, ix_contacts_phone_trgm"
-                )
-            )
+            for index in ("leads_subject", "leads_message", "leads_vehicle", "contacts_name", "contacts_email"):
+                session.execute(text(f"DROP INDEX IF EXISTS ix_{index}_trgm"))
+            session.execute(text("DROP INDEX IF EXISTS ix_contacts_phone_trgm"))
         results["search query bare, no trigram indexes"] = timed(
             bare(args.search), max(10, args.requests // 3)
         )
