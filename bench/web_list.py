@@ -47,6 +47,17 @@ from models.tables import Contact, Lead, Source, User  # noqa: E402
 from workers.accounts import set_password  # noqa: E402
 
 PASSWORD = "bench-password-1"
+TRIGRAM_INDEXES = [
+    f"ix_{name}_trgm"
+    for name in (
+        "leads_subject",
+        "leads_message",
+        "leads_vehicle",
+        "contacts_name",
+        "contacts_email",
+        "contacts_phone",
+    )
+]
 FIRST = ["Erika", "Jan", "Julia", "Thomas", "Sabine", "Murat", "Anna", "Lukas", "Mia", "Paul", "Lea", "Felix"]
 LAST = ["Mustermann", "Weber", "Klein", "Wolf", "Yilmaz", "Schmidt", "Becker", "Hoffmann", "Koch", "Richter"]
 CARS = [
@@ -238,9 +249,8 @@ def main() -> None:
                 session,
                 lead_query(session, now=datetime.now(UTC), scope=scope, status="open", search=args.search),
             )
-            for index in ("leads_subject", "leads_message", "leads_vehicle", "contacts_name", "contacts_email"):
-                session.execute(text(f"DROP INDEX IF EXISTS ix_{index}_trgm"))
-            session.execute(text("DROP INDEX IF EXISTS ix_contacts_phone_trgm"))
+            for index in TRIGRAM_INDEXES:
+                session.execute(text(f"DROP INDEX IF EXISTS {index}"))
         results["search query bare, no trigram indexes"] = timed(
             bare(args.search), max(10, args.requests // 3)
         )
