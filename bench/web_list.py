@@ -16,7 +16,6 @@ Prints p50/p95 in milliseconds for each.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -151,7 +150,8 @@ def fill(db: Database, leads: int) -> None:
                 )
             session.execute(insert(Lead), rows)
     with db.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        # What autovacuum does on a live database: statistics and the visibility map (index-only scans).
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
 
 
 def main() -> None:
@@ -159,7 +159,10 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--search", default="zafira")
+    # A customer looked up by part of their address (a few leads), and a model name that one lead
+    # in ten mentions (thousands of matches, the search's worst case for one page).
+    parser.add_argument("--search", default="mustermann4711")
+    parser.add_argument("--broad-search", default="zafira")
     args = parser.parse_args()
 
     base = args.postgres.rsplit("/", 1)[0]
@@ -236,43 +239,44 @@ def main() -> None:
         results = {
             "list page (GET /leads)": timed(page("/leads"), args.requests),
             "list query bare": timed(bare(None), args.requests),
-            f"search page (GET /leads?q={args.search})": timed(
-                page(f"/leads?q={args.search}"), args.requests
-            ),
-            "search query bare": timed(bare(args.search), args.requests),
         }
+        for term in (args.search, args.broad_search):
+            results[f"search page (GET /leads?q={term})"] = timed(page(f"/leads?q={term}"), args.requests)
+            results[f"search query bare ({term})"] = timed(bare(term), args.requests)
         with db.session() as session:
             trigram = session.execute(
                 text("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%trgm'")
             ).scalar()
-            matching = count(
-                session,
-                lead_query(session, now=datetime.now(UTC), scope=scope, status="open", search=args.search),
-            )
+            matching = {
+                term: count(
+                    session,
+                    lead_query(session, now=datetime.now(UTC), scope=scope, status="open", search=term),
+                )
+                for term in (args.search, args.broad_search)
+            }
             for index in TRIGRAM_INDEXES:
                 session.execute(text(f"DROP INDEX IF EXISTS {index}"))
-        results["search query bare, no trigram indexes"] = timed(
-            bare(args.search), max(10, args.requests // 3)
-        )
+        for term in (args.search, args.broad_search):
+            results[f"search query bare ({term}), no trigram indexes"] = timed(
+                bare(term), max(10, args.requests // 3)
+            )
         print(
             f"PostgreSQL, {args.leads:,} leads ({trigram} trigram indexes), open leads matching "
-            f"{args.search!r}: {matching}; admin scope (whole dealer); machine shared"
+            f"{matching}; admin scope (whole dealer); machine shared"
         )
-        print(f"{'what':<48} {'p50 ms':>8} {'p95 ms':>8}")
+        print(f"{'what':<62} {'p50 ms':>8} {'p95 ms':>8}")
         for what, values in results.items():
-            print(f"{what:<48} {statistics.median(values):>8.1f} {percentile(values, 0.95):>8.1f}")
-        page_p50 = statistics.median(results["list page (GET /leads)"])
-        bare_p50 = statistics.median(results["list query bare"])
-        search_p50 = statistics.median(results[f"search page (GET /leads?q={args.search})"])
-        search_bare = statistics.median(results["search query bare"])
-        print(
-            json.dumps(
-                {
-                    "list_ratio": round(page_p50 / bare_p50, 1),
-                    "search_ratio": round(search_p50 / search_bare, 1),
-                }
-            )
-        )
+            print(f"{what:<62} {statistics.median(values):>8.1f} {percentile(values, 0.95):>8.1f}")
+        ratios = {
+            "list": statistics.median(results["list page (GET /leads)"])
+            / statistics.median(results["list query bare"]),
+            **{
+                term: statistics.median(results[f"search page (GET /leads?q={term})"])
+                / statistics.median(results[f"search query bare ({term})"])
+                for term in (args.search, args.broad_search)
+            },
+        }
+        print("page / bare (p50): " + ", ".join(f"{what} {ratio:.1f}" for what, ratio in ratios.items()))
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)

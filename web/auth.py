@@ -10,7 +10,6 @@ the ``csrf_token`` form field) and must not come from another origin.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import secrets
@@ -379,11 +378,3 @@ async def invitation_page(request: Request) -> Response:
             return redirect
     response = render(request, "invite.html", status=422, csrf=token, name=name, error=error)
     return _with_login_cookie(request, response, token)
-
-
-def json_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, default=str)

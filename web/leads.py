@@ -91,12 +91,17 @@ class ListParams:
 
 
 def change_stamp(session: Session, scope: LeadScope, now: datetime) -> str:
-    """Changes whenever a lead in the person's scope arrives or changes, and every minute (due
-    states move with the clock). The poller gets 204 while it stays the same."""
-    total, latest = session.execute(
-        select(func.count(), func.max(Lead.last_activity_at)).where(scope.clause())
+    """Changes whenever a lead in the person's scope arrives, changes or leaves it (every action
+    moves ``last_activity_at``; leaving changes the open count), and every minute (due states
+    move with the clock). The poller gets 204 while it stays the same. Index lookups only:
+    (dealer, status, last activity)."""
+    open_count, open_latest = session.execute(
+        select(func.count(), func.max(Lead.last_activity_at)).where(scope.clause(), Lead.status == "open")
     ).one()
-    seed = f"{total}|{latest}|{int(now.timestamp() // 60)}"
+    done_latest = session.scalar(
+        select(func.max(Lead.last_activity_at)).where(scope.clause(), Lead.status == "completed")
+    )
+    seed = f"{open_count}|{open_latest}|{done_latest}|{int(now.timestamp() // 60)}"
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
@@ -404,10 +409,6 @@ async def _preview(request: Request, lead_id: int, form: dict[str, str]) -> Resp
         return render(request, "_preview.html", preview=preview, error=None)
     page = preview.pop("page")
     return render(request, "lead.html", done="", error=None, form=form, preview=preview, **page)
-
-
-def editor_choices(users: dict[str, User]) -> list[tuple[str, str]]:
-    return [(name, user.name) for name, user in users.items()]
 
 
 def visible_sources(session: Session, scope: LeadScope) -> list[str]:
