@@ -3,6 +3,8 @@ explained; completion reasons; the unassigned queue; operations; the mail shown 
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from intake.store import store_message
@@ -261,3 +263,29 @@ def test_language_per_person_defaults_to_the_dealer(web_sqlite: WebStack) -> Non
     otto = web.sign_in("other", "otto")
     assert "My leads" in otto.get("/leads").text
     assert post_form(otto, "/settings/language", {"language": "xx"}, page="/settings").status_code == 422
+
+
+def test_the_list_answers_htmx_with_a_fragment_polls_cheaply_and_static_files_are_immutable(
+    web_sqlite: WebStack,
+) -> None:
+    web = web_sqlite
+    web.lead(subject="Erster Lead")
+    anna = web.sign_in("muster", "anna")
+    page = anna.get("/leads")
+    assert page.text.startswith("<!doctype html>") and page.headers["cache-control"] == "no-store"
+    assert "HX-Request" in page.headers["vary"]
+    fragment = anna.get("/leads", headers={"HX-Request": "true", "HX-Target": "results"})
+    assert '<div id="results"' in fragment.text and "<html" not in fragment.text
+    assert 'hx-swap-oob="true"' in fragment.text  # the view counts come along
+    stamp = re.search(r'data-stamp="([0-9a-f]+)"', fragment.text).group(1)  # type: ignore[union-attr]
+    poll = {"HX-Request": "true", "HX-Target": "results"}
+    assert anna.get(f"/leads?view=all&stamp={stamp}", headers=poll).status_code == 204
+    web.lead(subject="Zweiter Lead")
+    changed = anna.get(f"/leads?view=all&stamp={stamp}", headers=poll)
+    assert changed.status_code == 200 and "Zweiter Lead" in changed.text
+    script = re.search(r'src="(/static/app\.[0-9a-f]{12}\.js)"', page.text).group(1)  # type: ignore[union-attr]
+    served = web.client().get(script)  # no session needed for static files
+    assert served.status_code == 200 and "immutable" in served.headers["cache-control"]
+    assert web.client().get("/static/app.js").status_code == 404  # only under its hashed name
+    htmx = re.search(r'src="(/static/vendor/htmx-2\.0\.11\.min\.[0-9a-f]{12}\.js)"', page.text)
+    assert htmx is not None and "htmx" in web.client().get(htmx.group(1)).text
