@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,12 +95,19 @@ def like_pattern(term: str) -> str:
     return f"%{term.translate(_LIKE_SPECIAL)}%"
 
 
+# A phone number as people type it: "0171 234 56 78", "+49 (171) 2345-678", "0049/171…".
+PHONE_TYPED = re.compile(r"^[+0][\d\s()/.-]{5,}$")
+
+
 def search_terms(search: str | None) -> list[str]:
     """The words of a search, lower-cased; NUL and other control characters are dropped
-    (PostgreSQL refuses NUL in text) and absurdly many words are cut."""
+    (PostgreSQL refuses NUL in text) and absurdly many words are cut. A phone number with
+    spaces is one term of its digits, not several words that each match half the customers."""
     if not search:
         return []
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in search)
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in search).strip()
+    if PHONE_TYPED.match(cleaned) and sum(ch.isdigit() for ch in cleaned) >= 5:
+        return ["".join(ch for ch in cleaned if ch.isdigit())]
     return [word.lower()[:200] for word in cleaned.split()][:MAX_SEARCH_TERMS]
 
 

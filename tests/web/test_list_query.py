@@ -101,6 +101,7 @@ def test_search_covers_customer_subject_message_and_vehicle_and_escapes_wildcard
     name = add_lead(stack, name="Erika Mustermann", email="erika@example.org")
     email = add_lead(stack, name="X", email="jan.kowalski@example.pl")
     phone = add_lead(stack, name="Y", phone="+4917612345678")
+    add_lead(stack, name="Y2", phone="+4917699990000")
     subject = add_lead(stack, name="Z", subject="Probefahrt 100% sicher")
     message = add_lead(stack, name="W", message="Ich suche einen Kombi_mit Anhängerkupplung")
     vehicle = add_lead(stack, name="V", vehicle={"make": "Škoda", "model": "Octavia RS"})
@@ -109,6 +110,8 @@ def test_search_covers_customer_subject_message_and_vehicle_and_escapes_wildcard
     assert ids(stack, search="mustermann") == [name]
     assert ids(stack, search="KOWALSKI") == [email]
     assert ids(stack, search="0176 1234") == [phone]  # as people type it: trunk zero and a space
+    assert ids(stack, search="+49 (176) 123-456") == [phone]
+    assert ids(stack, search="0176 2345") == []  # one number (…1762345), not two words matching apart
     assert ids(stack, search="100%") == [subject]  # % matches itself, not anything
     assert ids(stack, search="kombi_mit") == [message]  # so does _
     assert ids(stack, search="octavia") == [vehicle]
