@@ -16,6 +16,7 @@ run: $(STAMP)
 	mkdir -p var
 	$(BIN)/lms migrate
 	$(BIN)/lms config apply examples/lms.toml
+	$(BIN)/python examples/demo_passwords.py
 	exec $(BIN)/lms run
 
 test: $(STAMP)

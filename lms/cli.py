@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "unassigned": "lms.commands.unassigned:unassigned",
     "templates": "lms.commands.templates:templates",
     "ops": "lms.commands.ops:ops",
+    "users": "lms.commands.users:users",
 }
 
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from intake.imap import ImapPoller, accounts_from, run_pollers
 from intake.smtp import IntakeHandler, make_smtp_controller
-from lms.web import start_web
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
 from models.tables import Dealer
@@ -67,6 +66,19 @@ def start_imap(runtime: Runtime, *, worker_here: bool) -> list[ImapPoller]:
     return pollers
 
 
+def start_web(runtime: Runtime, settings: Settings, *, worker_here: bool) -> Callable[[], None]:
+    """The Leads pane under uvicorn in a thread; returns its stop function."""
+    from web.context import WebContext
+    from web.server import WebServer
+
+    host, port = split_host_port(settings.web_listen)
+    enqueue = runtime.enqueue_send if worker_here or not settings.broker_url.startswith("memory") else None
+    ctx = WebContext.from_settings(settings, runtime.db, clock=runtime.clock, enqueue_send=enqueue)
+    server = WebServer(ctx, host, port).start()
+    log.info("web pane listening on http://%s:%d", host, server.port)
+    return server.stop
+
+
 def run_components(
     settings: Settings,
     *,
@@ -98,15 +110,7 @@ def run_components(
                 settings.sweep_interval_seconds,
             )
         if web:
-            web_host, web_port = split_host_port(settings.web_listen)
-            server = start_web(runtime.db, web_host, web_port, runtime.clock)
-
-            def stop_web() -> None:
-                server.shutdown()
-                server.server_close()
-
-            stoppers.append(stop_web)
-            log.info("web API listening on %s:%d", web_host, web_port)
+            stoppers.append(start_web(runtime, settings, worker_here=worker))
         if imap:
             for poller in start_imap(runtime, worker_here=worker):
                 stoppers.append(poller.stop)

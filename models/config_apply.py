@@ -62,7 +62,7 @@ def _apply_dealer(session: Session, index: int, cfg: DealerConfig, now: datetime
         session,
         CompletionReason,
         cfg.id,
-        {r.code: {"label": r.label, "hidden": r.hidden} for r in cfg.completion_reasons},
+        {r.code: {"label": r.label, "hidden": r.hidden, "origin": "file"} for r in cfg.completion_reasons},
         key="code",
     )
     session.flush()
@@ -107,5 +107,6 @@ def _replace_named(
         for attr, value in values.items():
             setattr(row, attr, value)
     for name, row in rows.items():
-        if name not in wanted and hasattr(row, "hidden"):
+        # Rows made on the admin page (origin "web") are the page's, unless the file names them.
+        if name not in wanted and hasattr(row, "hidden") and getattr(row, "origin", "file") == "file":
             row.hidden = True

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, false, func, not_, or_, select, union
+from sqlalchemy.orm import Session, aliased
 
 from models.escalation import due_state
-from models.policy import load_policy
+from models.lead_scope import LeadScope
+from models.policy import load_policy, policy_for
 from models.tables import (
     Contact,
+    Dealer,
     Lead,
     LeadActivity,
     Source,
@@ -69,6 +72,7 @@ def lead_dict(
             "phone": lead.contact.phone,
         },
         "vehicle": vehicle,
+        "trade_ins": list(lead.trade_ins or []),
         "message": lead.message,
         "created_at": iso(lead.created_at),
         "last_activity_at": iso(lead.last_activity_at),
@@ -76,6 +80,7 @@ def lead_dict(
         "due_state": lead_due_state(lead, now, reminder_of(session, lead.dealer_id, reminders)),
         "due_kind": lead.due_kind,
         "completion_reason": lead.completion_reason.code if lead.completion_reason else None,
+        "completed_at": iso(lead.completed_at),
         "inbound_id": lead.inbound_id,
         # verified | unverified | not_checked; null when the mail claimed no portal.
         "sender_verification": lead.sender_verification,
@@ -91,10 +96,97 @@ def lead_dict(
     return data
 
 
-def list_leads(
+MAX_SEARCH_TERMS = 8
+_LIKE_SPECIAL = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+
+
+def like_pattern(term: str) -> str:
+    """``%term%`` where the term's own ``%``, ``_`` and ``\\`` match themselves (ESCAPE '\\')."""
+    return f"%{term.translate(_LIKE_SPECIAL)}%"
+
+
+# A phone number as people type it: "0171 234 56 78", "+49 (171) 2345-678", "0049/171…".
+PHONE_TYPED = re.compile(r"^[+0][\d\s()/.-]{5,}$")
+
+
+def search_terms(search: str | None) -> list[str]:
+    """The words of a search, lower-cased; NUL and other control characters are dropped
+    (PostgreSQL refuses NUL in text) and absurdly many words are cut. A phone number with
+    spaces is one term of its digits, not several words that each match half the customers."""
+    if not search:
+        return []
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in search).strip()
+    if PHONE_TYPED.match(cleaned) and sum(ch.isdigit() for ch in cleaned) >= 5:
+        return ["".join(ch for ch in cleaned if ch.isdigit())]
+    return [word.lower()[:200] for word in cleaned.split()][:MAX_SEARCH_TERMS]
+
+
+def search_clause(term: str) -> ColumnElement[bool]:
+    """Leads whose customer (name, email, phone), subject, message or vehicle contain ``term``.
+
+    One id set, the union of the leads matching by their own text and those matching by their
+    contact: PostgreSQL answers each part with its trigram indexes (migration 0002_web) and
+    joins the few ids found, instead of filtering every lead of the dealer by two subplans."""
+    pattern = like_pattern(term)
+    own = aliased(Lead)
+    by_text = select(own.id).where(
+        or_(
+            func.lower(own.subject).like(pattern, escape="\\"),
+            func.lower(own.message).like(pattern, escape="\\"),
+            func.lower(cast(own.vehicle, Text)).like(pattern, escape="\\"),
+        )
+    )
+    contact_matches = [
+        func.lower(Contact.name).like(pattern, escape="\\"),
+        func.lower(Contact.email).like(pattern, escape="\\"),
+    ]
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if len(digits) >= 3 and len(digits) >= len(term.replace(" ", "")) - 2:
+        # A phone number as people type it ("0176 123…"): stored in E.164, compare the digits
+        # after the trunk zero.
+        contact_matches.append(Contact.phone.like(like_pattern(digits.lstrip("0"))))
+    of_contact = aliased(Lead)
+    by_contact = (
+        select(of_contact.id)
+        .join(Contact, of_contact.contact_id == Contact.id)
+        .where(or_(*contact_matches))
+    )
+    return Lead.id.in_(union(by_text, by_contact))
+
+
+def reminders_of(session: Session, dealer_ids: list[str] | None) -> dict[str, timedelta]:
+    """Each dealer's reminder (the "soon" span before the due date)."""
+    query = select(Dealer)
+    if dealer_ids is not None:
+        query = query.where(Dealer.id.in_(dealer_ids))
+    return {d.id: policy_for(d).escalation.reminder for d in session.scalars(query)}
+
+
+def due_clause(due: str, *, now: datetime, reminders: dict[str, timedelta]) -> ColumnElement[bool]:
+    """:func:`models.escalation.due_state` in SQL: one comparison per dealer's reminder, so a
+    filter on "soon" or "none" pages in the database like any other."""
+    is_open = Lead.status == "open"
+    if due == "overdue":
+        return and_(is_open, Lead.due_at <= now)
+    within = or_(
+        false(),
+        *(and_(Lead.dealer_id == dealer, Lead.due_at <= now + span) for dealer, span in reminders.items()),
+    )
+    if due == "soon":
+        return and_(is_open, Lead.due_at > now, within)
+    if due == "none":
+        return or_(Lead.status != "open", Lead.due_at.is_(None), and_(Lead.due_at > now, not_(within)))
+    raise ValueError(f"unknown due state {due!r}")
+
+
+SORTS = ("activity", "due")
+
+
+def lead_query(
     session: Session,
     *,
     now: datetime,
+    scope: LeadScope | None = None,
     dealer: str | None = None,
     search: str | None = None,
     type_: str | None = None,
@@ -102,10 +194,13 @@ def list_leads(
     editor: str | None = None,
     status: str | None = None,
     due: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> dict[str, Any]:
-    query = select(Lead).join(Contact, Lead.contact_id == Contact.id)
+    sort: str = "activity",
+) -> Select[Any]:
+    """The leads list's query (filtered, scoped and ordered, not yet paged)."""
+    query = select(Lead)
+    if scope is not None:
+        query = query.where(scope.clause())
+        dealer = scope.dealer_id
     if dealer:
         query = query.where(Lead.dealer_id == dealer)
     if type_:
@@ -113,38 +208,43 @@ def list_leads(
     if status:
         query = query.where(Lead.status == status)
     if source:
-        query = query.where(Lead.source_id.in_(select(Source.id).where(Source.name == source)))
-    if editor:
-        query = query.where(Lead.editor_id.in_(select(User.id).where(User.username == editor)))
-    if search:
-        pattern = f"%{search.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(Contact.name).like(pattern),
-                func.lower(Contact.email).like(pattern),
-                func.lower(Lead.subject).like(pattern),
-                func.lower(Lead.message).like(pattern),
-            )
-        )
+        sources = select(Source.id).where(Source.name == source)
+        query = query.where(Lead.source_id.in_(sources))
+    if editor == "-":  # the pool
+        query = query.where(Lead.editor_id.is_(None))
+    elif editor:
+        editors = select(User.id).where(User.username == editor)
+        if dealer:
+            editors = editors.where(User.dealer_id == dealer)
+        query = query.where(Lead.editor_id.in_(editors))
+    for term in search_terms(search):
+        query = query.where(search_clause(term))
+    if due:
+        reminders = reminders_of(session, [dealer] if dealer else None)
+        query = query.where(due_clause(due, now=now, reminders=reminders))
+    if sort == "due":
+        return query.order_by(Lead.due_at.asc().nulls_last(), Lead.id.desc())
+    return query.order_by(Lead.last_activity_at.desc(), Lead.id.desc())
+
+
+def count(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+
+
+def list_leads(
+    session: Session,
+    *,
+    now: datetime,
+    limit: int = 50,
+    offset: int = 0,
+    **filters: Any,
+) -> dict[str, Any]:
+    """``{"leads": [...], "total": N}``: one page, counted and paged in the database. Filters are
+    those of :func:`lead_query` (``scope`` restricts it to what a person may see)."""
+    query = lead_query(session, now=now, **filters)
+    total = count(session, query)
+    page = list(session.scalars(query.limit(limit).offset(offset)).unique())
     reminders: dict[str, timedelta] = {}
-    ordered = query.order_by(Lead.last_activity_at.desc(), Lead.id.desc())
-    if due in (None, "overdue"):
-        # Exact in SQL ("overdue" is open and past the due date whatever the dealer): count and
-        # page in the database, so a long list costs one page, not every lead.
-        if due == "overdue":
-            ordered = ordered.where(Lead.status == "open", Lead.due_at <= now)
-        total = session.scalar(select(func.count()).select_from(ordered.order_by(None).subquery())) or 0
-        page = list(session.scalars(ordered.limit(limit).offset(offset)).unique())
-    else:
-        # "soon" and "none" depend on each dealer's reminder: narrowed in SQL, decided here.
-        if due == "soon":
-            ordered = ordered.where(Lead.status == "open", Lead.due_at > now)
-        matching = [
-            lead
-            for lead in session.scalars(ordered).unique()
-            if lead_due_state(lead, now, reminder_of(session, lead.dealer_id, reminders)) == due
-        ]
-        total, page = len(matching), matching[offset : offset + limit]
     return {
         "leads": [
             lead_dict(session, lead, now=now, with_activities=False, reminders=reminders) for lead in page

@@ -18,22 +18,31 @@ from models.tables import (
 )
 
 
-def ops_status(session: Session, *, now: datetime, queues: dict[str, int]) -> dict[str, Any]:
+def ops_status(
+    session: Session, *, now: datetime, queues: dict[str, int], dealer: str | None = None
+) -> dict[str, Any]:
+    """Everything, or one dealer's part of it (``dealer``: the web pane's admin page)."""
+    in_where = [InboundMessage.dealer_id == dealer] if dealer else []
+    out_where = [OutboundMessage.dealer_id == dealer] if dealer else []
     inbound = dict(
-        session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).all()
+        session.execute(
+            select(InboundMessage.state, func.count()).where(*in_where).group_by(InboundMessage.state)
+        ).all()
     )
     outbound = dict(
-        session.execute(select(OutboundMessage.state, func.count()).group_by(OutboundMessage.state)).all()
+        session.execute(
+            select(OutboundMessage.state, func.count()).where(*out_where).group_by(OutboundMessage.state)
+        ).all()
     )
     oldest = [
         session.scalar(
             select(func.min(InboundMessage.received_at)).where(
-                InboundMessage.state.in_(INBOUND_PENDING_STATES)
+                InboundMessage.state.in_(INBOUND_PENDING_STATES), *in_where
             )
         ),
         session.scalar(
             select(func.min(OutboundMessage.created_at)).where(
-                OutboundMessage.state.in_(OUTBOUND_PENDING_STATES)
+                OutboundMessage.state.in_(OUTBOUND_PENDING_STATES), *out_where
             )
         ),
     ]
@@ -47,6 +56,6 @@ def ops_status(session: Session, *, now: datetime, queues: dict[str, int]) -> di
         "oldest_pending_seconds": round(oldest_seconds),
         "dead": inbound.get("dead", 0) + outbound.get("dead", 0),
         "failed": failed_outbound,
-        "imap": imap_view(session),
-        "oauth": oauth_view(session),
+        "imap": [b for b in imap_view(session) if dealer is None or b["mailbox"].startswith(f"{dealer}:")],
+        "oauth": [g for g in oauth_view(session) if dealer is None or g.get("dealer") == dealer],
     }

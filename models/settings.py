@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     smtp_listen: str = "127.0.0.1:2525"
     smtp_max_bytes: int = Field(default=26_214_400, gt=0)
     web_listen: str = "127.0.0.1:8025"
+    # Mark the session cookie Secure: set it when the pane is served over HTTPS (a proxy).
+    web_secure_cookies: bool = False
+    # A signed-in session ends after this long without a request, and after the maximum anyway.
+    web_session_idle_seconds: float = Field(default=12 * 3600, gt=0)
+    web_session_max_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    # Where people reach the pane, for links in mails (invitations); default http://LMS_WEB_LISTEN.
+    web_public_url: str | None = None
+    web_invitation_hours: float = Field(default=72, gt=0)
     relay_url: str = "maildir://var/outbox"
     relay_timeout: float = Field(default=30.0, gt=0)
     config: str | None = None

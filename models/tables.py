@@ -121,6 +121,9 @@ class CompletionReason(Base):
     code: Mapped[str] = mapped_column(String(64))
     label: Mapped[str] = mapped_column(String(200))
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who manages a dealer's row: "file" (the dealer file; applying it hides the rows it no
+    # longer names) or "web" (the admin page; the file leaves it alone unless it names the code).
+    origin: Mapped[str] = mapped_column(String(8), default="file", server_default="file")
 
 
 class Contact(Base):
@@ -192,6 +195,10 @@ class Lead(Base):
         Index("ix_leads_dealer_external", "dealer_id", "external_id"),
         Index("ix_leads_dealer_fingerprint", "dealer_id", "fingerprint"),
         Index("ix_leads_contact_status", "contact_id", "status"),
+        # The leads list: a dealer's (or a person's) leads by last activity or due date.
+        Index("ix_leads_dealer_status_activity", "dealer_id", "status", "last_activity_at"),
+        Index("ix_leads_dealer_status_due", "dealer_id", "status", "due_at"),
+        Index("ix_leads_editor_status_activity", "editor_id", "status", "last_activity_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -338,4 +345,7 @@ INBOUND_PENDING_STATES = ("received", "failed", "routed")
 OUTBOUND_FINAL_STATES = ("sent", "failed", "dead", "expired")
 OUTBOUND_PENDING_STATES = ("queued", "sending")
 
+
+# Tables of other concerns, declared on the same metadata (one line each).
+import models.web_tables  # noqa: E402, F401
 from models import mailbox_tables as _mailbox_tables  # noqa: E402, F401  (OAuth tokens, skipped mails)

@@ -38,7 +38,7 @@ def test_the_demo_configuration_applies_and_shows(cli: CliRunner) -> None:
     [dealer] = shown["dealers"]
     assert dealer["id"] == "muster"
     assert dealer["mailboxes"] == ["muster@leads.example.com"]
-    assert [u["id"] for u in dealer["users"]] == ["max", "anna", "ben"]
+    assert [u["id"] for u in dealer["users"]] == ["max", "anna", "ben", "olga"]
     # Applying again is idempotent.
     assert cli.invoke(main, ["config", "apply", str(DEMO_CONFIG)]).exit_code == 0
 

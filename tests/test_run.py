@@ -56,8 +56,15 @@ def test_lms_run_on_embedded_defaults_turns_a_mail_into_a_lead_and_an_outbox_fil
             lambda: outbox.exists() and len(mailbox.Maildir(str(outbox), create=False)) == 3,
             what="the autoresponse file in var/outbox",
         )
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/leads", timeout=10) as response:
-            assert json.loads(response.read())["total"] == 1  # the web API of the same process
+        # The web API of the same process, with a personal token (anna edits the lead).
+        token = lms("users", "token", "muster", "anna", env=env, cwd=tmp_path).stdout.decode().split()[-1]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{web_port}/api/leads", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["total"] == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=10) as response:
+            assert json.loads(response.read()) == {"ok": True}
         status = json.loads(lms("ops", "status", "--json", env=env, cwd=tmp_path).stdout)
         assert set(status) >= {"inbound", "outbound", "queues", "oldest_pending_seconds", "dead"}
         assert status["inbound"] == {"processed": 1} and status["outbound"] == {"sent": 3}

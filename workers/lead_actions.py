@@ -16,6 +16,7 @@ from models.tables import CompletionReason, Contact, InboundMessage, Lead, LeadA
 from workers import outbox
 from workers.assign import reassign
 from workers.escalations import change_due, reschedule
+from workers.render.blocks import FramedMail
 from workers.render.context import lead_context
 
 
@@ -107,15 +108,22 @@ def reply_mail(session: Session, policy: DealerPolicy, lead: Lead, body: str, *,
     )
 
 
+def reply_preview(session: Session, lead: Lead, body: str, *, by: User) -> FramedMail:
+    """The reply exactly as :func:`reply` would frame it; nothing is queued or recorded."""
+    policy = load_policy(session, lead.dealer_id)
+    return outbox.framed(policy, reply_mail(session, policy, lead, body, by=by))
+
+
 def reply(
     session: Session, lead: Lead, body: str, *, by: User, now: datetime, grace: timedelta = timedelta(0)
-) -> int | None:
+) -> int:
     """The seller's words framed by the dealer's header and footers, to the customer, in the
-    enquiry's thread. It is the reaction that stops the stage-1 clock."""
+    enquiry's thread. It is the reaction that stops the stage-1 clock. Returns the outbox row."""
     policy = load_policy(session, lead.dealer_id)
     outbound_id = outbox.send_mail(
         session, policy, reply_mail(session, policy, lead, body, by=by), now=now, grace=grace
     )
+    assert outbound_id is not None  # its purpose is new (a random part)
     lead.reacted_at = now
     lead.last_activity_at = now
     reschedule(session, policy, lead, now=now)  # the reaction stops the clock
@@ -160,3 +168,36 @@ def complete(session: Session, lead: Lead, code: str, *, by: str, now: datetime)
         )
     )
     return reason
+
+
+def reopen(session: Session, lead: Lead, *, by: str, now: datetime) -> None:
+    """A completed lead is open again (the customer came back, a mistake); its reason stays in
+    the timeline. Its due date and stages stand as they were: stages that fired never fire twice."""
+    if lead.status != "completed":
+        raise ActionError(f"lead {lead.id} is not completed")
+    before = lead.completion_reason.label if lead.completion_reason else "-"
+    lead.status, lead.completed_at, lead.completion_reason_id = "open", None, None
+    lead.last_activity_at = now
+    session.add(
+        LeadActivity(
+            lead_id=lead.id,
+            at=now,
+            kind="reopened",
+            text=f"Reopened by {by} (was: {before})",
+            data={"by": by},
+        )
+    )
+    reschedule(session, load_policy(session, lead.dealer_id), lead, now=now)
+
+
+def to_pool(session: Session, lead: Lead, *, by: str, reason: str, now: datetime) -> None:
+    """Give the lead back to the dealer's pool (no editor)."""
+    if lead.editor_id is None:
+        raise ActionError(f"lead {lead.id} is in the pool already")
+    before = lead.editor.username if lead.editor else "?"
+    lead.editor_id = None
+    lead.last_activity_at = now
+    text = f"Moved from {before} to the pool by {by}" + (f": {reason}" if reason else "")
+    session.add(
+        LeadActivity(lead_id=lead.id, at=now, kind="assigned", text=text, data={"by": by, "reason": reason})
+    )

@@ -23,7 +23,7 @@ from models.db import dialect_insert
 from models.policy import DealerPolicy
 from models.tables import LeadActivity, OutboundMessage
 from workers.bounces import bouncing_reason
-from workers.render.blocks import render_framed, render_text_kind
+from workers.render.blocks import FramedMail, render_framed, render_text_kind
 from workers.render.dkim import sign_if_configured
 from workers.render.mime import AddressError, Headers, build_forward, build_framed, build_text
 from workers.render.sandbox import TemplateRenderError
@@ -106,24 +106,29 @@ def _headers(policy: DealerPolicy, spec: MailSpec, message_id: str, subject: str
     )
 
 
+def framed(policy: DealerPolicy, spec: MailSpec) -> FramedMail:
+    """An autoresponse or reply in the dealer's frame, rendered (to send, or to look at first)."""
+    subject = None
+    if spec.kind == "reply":
+        subject, _ = render_text_kind("reply", spec.lang, spec.context, subject_only=True)
+    return render_framed(
+        kind="autoresponse",  # the folder of the built-in blocks of the frame
+        templates=policy.templates,
+        group=spec.group,
+        lang=spec.lang,
+        default_lang=policy.language,
+        context=spec.context,
+        body_text=spec.body_text,
+        subject=subject,
+        with_attachments=spec.kind != "reply",  # the exposé belongs to the first answer
+    )
+
+
 def _build(policy: DealerPolicy, spec: MailSpec, message_id: str, now: datetime) -> tuple[bytes, str]:
     if spec.kind in FRAMED or spec.kind == "reply":
-        subject = None
-        if spec.kind == "reply":
-            subject, _ = render_text_kind("reply", spec.lang, spec.context, subject_only=True)
-        framed = render_framed(
-            kind="autoresponse",
-            templates=policy.templates,
-            group=spec.group,
-            lang=spec.lang,
-            default_lang=policy.language,
-            context=spec.context,
-            body_text=spec.body_text,
-            subject=subject,
-            with_attachments=spec.kind != "reply",  # the exposé belongs to the first answer
-        )
-        headers = _headers(policy, spec, message_id, framed.subject, now)
-        return build_framed(framed, headers), framed.subject
+        framed_mail = framed(policy, spec)
+        headers = _headers(policy, spec, message_id, framed_mail.subject, now)
+        return build_framed(framed_mail, headers), framed_mail.subject
     subject, body = render_text_kind(
         spec.kind, spec.lang, spec.context, legal_footer_html=policy.legal_footer
     )
