@@ -74,10 +74,11 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="lms")
 def main() -> None:
     """Lead intake daemon: mail in, leads out, autoresponses and escalations."""
-    from lms.common import settings
+    # Read without pydantic: `lms deliver` runs once per mail and must start fast.
     from lms.logs import setup_logging
+    from models.env import LOG_FORMAT, env_value
 
-    setup_logging(settings().log_format)
+    setup_logging(env_value("log_format", LOG_FORMAT))
 
 
 if __name__ == "__main__":

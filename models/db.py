@@ -18,11 +18,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_BUSY_TIMEOUT_MS = 15_000
+from models.dbapi import SQLITE_BUSY_TIMEOUT_MS, configure_sqlite, postgres_options
 
 
 def create_db_engine(
-    url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwargs: Any
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    statement_timeout_ms: int = 30_000,
+    connect_timeout_seconds: float = 5.0,
+    **kwargs: Any,
 ) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -38,7 +43,13 @@ def create_db_engine(
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("connect_args", {"connect_timeout": 5})
+    kwargs.setdefault(
+        "connect_args",
+        {
+            "connect_timeout": max(1, round(connect_timeout_seconds)),
+            "options": postgres_options(statement_timeout_ms),
+        },
+    )
     return create_engine(url, **kwargs)
 
 
@@ -46,13 +57,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from pysqlite so our BEGIN IMMEDIATE is the only one.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        configure_sqlite(dbapi_connection, busy_timeout_ms)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -77,8 +82,31 @@ class Database:
         with self._factory() as session, session.begin():
             yield session
 
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.dialect.name)
+
+    @contextmanager
+    def dbapi(self) -> Iterator[Any]:
+        """A pooled DB-API connection, for the one hot path that skips the ORM (the intake store,
+        :mod:`intake.store_core`). The caller controls the transaction; a connection that
+        failed is thrown away rather than pooled."""
+        raw = self.engine.raw_connection()
+        try:
+            yield raw
+        except BaseException as exc:
+            if _is_operational(exc):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _is_operational(exc: BaseException) -> bool:
+    return any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)
 
 
 def dialect_insert(session: Session, table: Any) -> Any:

@@ -166,7 +166,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock = system_clock) -> Runtime:
-    db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db = Database(settings.database_url, **settings.database_options())
     broker = make_broker(settings.broker_url)
     relay = relay_from_url(settings.relay_url, timeout=settings.relay_timeout)
     return Runtime(settings=settings, db=db, broker=broker, relay=relay, clock=clock)
