@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from intake.store_core import Dialect, Enqueue, Incoming, UnknownRecipient, announce_new, is_operational, store_batch
+from intake.store_core import (
+    Dialect,
+    Enqueue,
+    Incoming,
+    UnknownRecipient,
+    announce_new,
+    is_operational,
+    store_batch,
+)
 
 log = logging.getLogger(__name__)
 

@@ -112,7 +112,8 @@ class Dialect:
         self.name = name
         self.postgres = name == "postgresql"
         mark = "%s" if self.postgres else "?"
-        self.insert = _INSERT.replace("?", mark).format(json=f"CAST({mark} AS json)" if self.postgres else mark)
+        json_value = f"CAST({mark} AS json)" if self.postgres else mark
+        self.insert = _INSERT.replace("?", mark).format(json=json_value)
         self.existing = _EXISTING.replace("?", mark)
         self.mark = mark
 
