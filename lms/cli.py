@@ -19,6 +19,7 @@ import click
 COMMANDS: dict[str, str] = {
     "run": "lms.commands.components:run",
     "smtp": "lms.commands.components:smtp",
+    "lmtp": "lms.commands.components:lmtp",
     "web": "lms.commands.components:web",
     "imap": "lms.commands.components:imap",
     "worker": "lms.commands.components:worker",

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from intake.imap import ImapPoller, accounts_from, run_pollers
-from intake.smtp import IntakeHandler, make_smtp_controller
+from lms.acceptors import start_lmtp, start_smtp
 from lms.web import start_web
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
@@ -73,6 +73,7 @@ def run_components(
     scheduler: bool,
     imap: bool = False,
     web: bool = False,
+    lmtp: bool = False,
     wait: Callable[[], None] = wait_for_stop_signal,
 ) -> None:
     runtime = build_runtime(settings)
@@ -109,17 +110,9 @@ def run_components(
             for poller in start_imap(runtime, worker_here=worker):
                 stoppers.append(poller.stop)
         if smtp:
-            host, port = split_host_port(settings.smtp_listen)
-            enqueue, grace = runtime.intake_handoff(worker_here=worker)
-            handler = IntakeHandler(
-                runtime.db, enqueue=enqueue, clock=runtime.clock, grace_seconds=grace.total_seconds()
-            )
-            controller = make_smtp_controller(
-                handler, host=host, port=port, max_bytes=settings.smtp_max_bytes
-            )
-            controller.start()
-            stoppers.append(controller.stop)
-            log.info("SMTP intake listening on %s:%d", host, port)
+            stoppers.extend(start_smtp(runtime, settings, worker_here=worker))
+        if lmtp and settings.lmtp_listen:
+            stoppers.append(start_lmtp(runtime, settings, worker_here=worker))
         wait()
     finally:
         for stop in reversed(stoppers):

@@ -89,7 +89,7 @@ def connect(
         return connection
     import psycopg
 
-    params = dict(target.pg_params)
+    params: dict[str, Any] = dict(target.pg_params)
     params.setdefault("connect_timeout", str(max(1, round(connect_timeout_seconds))))
     params.setdefault("options", postgres_options(statement_timeout_ms))
     return psycopg.connect(**params)
