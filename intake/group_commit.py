@@ -54,8 +54,9 @@ class GroupCommitter(Generic[Item]):
         self._queue: list[tuple[Item, asyncio.Future[Any]]] = []
         self._running = False
         self._task: asyncio.Task[None] | None = None
-        self.commits = 0
-        self.committed = 0
+        self.batches = 0  # commits tried
+        self.commits = 0  # commits that succeeded
+        self.committed = 0  # mails in them
 
     async def submit(self, item: Item) -> Any:
         loop = asyncio.get_running_loop()
@@ -83,6 +84,7 @@ class GroupCommitter(Generic[Item]):
                 if not batch:
                     continue
                 items = [item for item, _ in batch]
+                self.batches += 1
                 try:
                     results = await loop.run_in_executor(self.executor, self.commit, items)
                 except Exception as exc:

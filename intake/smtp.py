@@ -413,7 +413,10 @@ class IntakeHandler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
-        return [line for line in responses if not line.startswith("250-AUTH")]
+        # aiosmtpd handles pipelined commands in order but does not say so (RFC 2920); we offer
+        # no AUTH (it would list mechanisms that always fail).
+        lines = [line for line in responses if not line.startswith("250-AUTH")]
+        return [*lines[:-1], "250-PIPELINING", lines[-1]] if len(lines) > 1 else lines
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
