@@ -31,7 +31,7 @@ from typing import Any
 from imapclient import IMAPClient
 from sqlalchemy import select
 
-from intake.store import Enqueue, store_message
+from intake.store import Enqueue, Incoming, store_many
 from models.clock import Clock, system_clock
 from models.db import Database, dialect_insert
 from models.tables import Dealer, ImapLedger, ImapStatus
@@ -211,21 +211,20 @@ class ImapPoller:
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
             fetched = client.fetch(batch, ["BODY.PEEK[]"])
-            for uid in batch:
-                raw = fetched.get(uid, {}).get(b"BODY[]")
-                if raw is None:
-                    continue  # expunged by someone else meanwhile
-                stored = store_message(
-                    self.db,
-                    bytes(raw),
-                    envelope_from="",
-                    recipients=[account.mailbox],
-                    via="imap",
-                    now=self.clock(),
-                    enqueue=self.enqueue,
-                    grace=timedelta(seconds=self.grace_seconds),
-                )
-                self._advance(uidvalidity, uid, new=not stored[0].duplicate)
+            # expunged by someone else meanwhile: no BODY[]
+            present = [(uid, fetched[uid][b"BODY[]"]) for uid in batch if b"BODY[]" in fetched.get(uid, {})]
+            # One commit for the whole fetch batch (group commit); any failure fails them all.
+            results = store_many(
+                self.db,
+                [Incoming(bytes(raw), "", [account.mailbox], "imap") for _, raw in present],
+                now=self.clock(),
+                grace=timedelta(seconds=self.grace_seconds),
+                enqueue=self.enqueue,
+            )
+            for (uid, _), result in zip(present, results, strict=True):
+                if isinstance(result, Exception):
+                    raise result
+                self._advance(uidvalidity, uid, new=not result.stored[0].duplicate)
                 self._after_commit(client, uid)
                 taken += 1
         self._status(connected=True, success=True)
