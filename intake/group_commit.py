@@ -7,8 +7,9 @@ commit at a time runs in a thread, taking everything that queued up meanwhile (a
 ``max_batch``). A session gets its result only after the commit that holds its mail, so a
 250 still means "on disk"; a failed commit fails every mail in it and none is acknowledged.
 
-When nothing is in flight the first mail starts a commit at once, unless other sessions are
-still sending their DATA: then it waits up to ``window`` seconds for them. A session that
+When nothing is in flight the first mail starts a commit at once, unless other sessions could
+still add theirs (``others()``: connected sessions not already waiting for a commit): then it
+waits up to ``window`` seconds for them. One sender alone never waits. A session that
 gave up waiting (its deadline passed and the sender got 451) is dropped from the queue if its
 commit has not started; if it has, the mail may still land, and the sender's retry finds
 the same bytes stored (the store deduplicates by content).
@@ -35,18 +36,18 @@ class GroupCommitter(Generic[Item]):
         *,
         max_batch: int = 64,
         window: float = 0.001,
-        waiting_hint: Callable[[], int] = lambda: 0,
+        others: Callable[[], int] = lambda: 0,
         after_commit: Callable[[Sequence[Any]], None] | None = None,
         executor: ThreadPoolExecutor | None = None,
     ) -> None:
         """``commit(items)`` runs in a thread and returns one result per item (an exception
-        instance fails that item alone) or raises (every item fails). ``waiting_hint()``:
-        how many sessions are still receiving DATA. ``after_commit(results)`` runs in a
+        instance fails that item alone) or raises (every item fails). ``others()``: how many
+        sessions might still hand in a mail. ``after_commit(results)`` runs in a
         thread after the waiters were answered (announcing the rows to the workers)."""
         self.commit = commit
         self.max_batch = max_batch
         self.window = window
-        self.waiting_hint = waiting_hint
+        self.others = others
         self.after_commit = after_commit
         # One commit at a time, on its own thread: a thread pool exhausted by stuck look-ups
         # must not keep the commit from running.
@@ -71,14 +72,16 @@ class GroupCommitter(Generic[Item]):
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                if self.window > 0 and len(self._queue) < self.max_batch and self.waiting_hint() > 0:
+                if self.window > 0 and len(self._queue) < self.max_batch and self.others() > 0:
                     deadline = time.monotonic() + self.window
                     while (
                         len(self._queue) < self.max_batch
-                        and self.waiting_hint() > 0
+                        and self.others() > 0
                         and time.monotonic() < deadline
                     ):
-                        await asyncio.sleep(self.window / 4)
+                        await asyncio.sleep(0)  # let the other sessions' reads run
+                        if self.others() > 0:
+                            await asyncio.sleep(self.window / 8)
                 taken, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
                 batch = [(item, future) for item, future in taken if not future.done()]
                 if not batch:

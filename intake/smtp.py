@@ -41,6 +41,7 @@ from intake.store_core import (
     Outcome,
     UnknownRecipient,
     announce_new,
+    is_operational,
     lookup_dealer,
     mailbox_key,
     normalise_address,
@@ -89,45 +90,57 @@ class IntakeLimits:
 # -- reading DATA ------------------------------------------------------------------------------
 
 
+_END = b"\r\n.\r\n"
+
+
+def _pending(tail: bytes) -> int:
+    """How much of a possible end-of-data ``<CRLF>.<CRLF>`` the bytes read so far end with."""
+    for k in (4, 3, 2, 1):
+        if tail.endswith(_END[:k]):
+            return k
+    return 0
+
+
 async def read_data(reader: asyncio.StreamReader, limit: int | None) -> bytes | None:
     """The message after ``354``, up to the ``<CRLF>.<CRLF>`` that ends it, dot-unstuffed
     (RFC 5321 4.5.2); ``None`` when it is larger than ``limit`` (read to its end all the same,
     so the session can go on, RFC 5321 4.2.5).
 
-    Reads up to each ``.<CRLF>`` (or a buffer's worth): the end is a ``.<CRLF>`` at the start of
-    a line. Nothing past the end is consumed, so pipelined commands stay in the reader. As in
-    aiosmtpd, lines end with CRLF only: ``<LF>.<CRLF>`` does not end the message (SMTP
+    The body is read with one ``readuntil(<CRLF>.<CRLF>)`` (or a buffer's worth at a time),
+    not line by line. Nothing past the end is consumed, so pipelined commands stay in the
+    reader: where the bytes read so far end in part of a possible end (the start of DATA
+    counts as following a CRLF), exactly the bytes that would complete it are read first. As
+    in aiosmtpd, lines end with CRLF only: ``<LF>.<CRLF>`` does not end the message (SMTP
     smuggling gives one message, not two).
     """
     parts: list[bytes] = []
     size = 0
     too_big = False
-    before = b"\r\n"  # the last two bytes read: DATA starts at the start of a line
+    tail = b"\r\n"  # the last bytes read; DATA starts at the start of a line
     while True:
-        try:
-            chunk = await reader.readuntil(b".\r\n")
-            found = True
-        except asyncio.LimitOverrunError as exc:
-            chunk = await reader.read(exc.consumed)
-            found = False
-        if found:
-            n = len(chunk)
-            preceding = chunk[n - 5 : n - 3] if n >= 5 else (before + chunk[: n - 3])[-2:]
-            if preceding == b"\r\n":
-                piece = chunk[:-3]
-                size += len(piece)
-                if too_big or (limit and size > limit):
-                    return None
-                parts.append(piece)
-                break
+        pending = _pending(tail)
+        if pending:
+            chunk = await reader.readexactly(len(_END) - pending)
+            done = chunk == _END[pending:]
+        else:
+            try:
+                chunk = await reader.readuntil(_END)
+                done = True
+            except asyncio.LimitOverrunError as exc:
+                chunk = await reader.read(exc.consumed)
+                done = False
         size += len(chunk)
-        if not too_big and limit and size > limit:
+        if not too_big and limit and size - (3 if done else 0) > limit:
             too_big = True
             parts.clear()  # keep nothing of a mail we will refuse
         if not too_big:
             parts.append(chunk)
-        before = chunk[-2:] if len(chunk) >= 2 else (before + chunk)[-2:]
-    body = b"".join(parts)
+        if done:
+            break
+        tail = (tail + chunk)[-4:]
+    if too_big:
+        return None
+    body = b"".join(parts)[:-3]  # the CRLF before the dot ends the last line
     if body.startswith(b"."):
         body = body[1:]
     if b"\r\n." in body:
@@ -221,19 +234,21 @@ class IntakeSMTP(SMTP):
             self._session_deadline = self.loop.time() + self.event_handler.limits.max_session_seconds
             peer = transport.get_extra_info("peername")
             self._client = str(peer[0]) if isinstance(peer, tuple) and peer else None
-            if self._client is not None:
-                if not self.event_handler.admit(self._client):
-                    self._refused = True
-                    transport.write(TOO_MANY_CONNECTIONS)  # type: ignore[attr-defined]
-                    transport.close()
-                    return
-                self._counted = True
+            if self._client is not None and not self.event_handler.admit(self._client):
+                self._refused = True
+                transport.write(TOO_MANY_CONNECTIONS)  # type: ignore[attr-defined]
+                transport.close()
+                return
+            self._counted = True
+            self.event_handler.sessions += 1
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted:
             self._counted = False
-            self.event_handler.release(self._client or "")
+            self.event_handler.sessions -= 1
+            if self._client is not None:
+                self.event_handler.release(self._client)
         if self._refused:
             asyncio.StreamReaderProtocol.connection_lost(self, error)
             return
@@ -278,16 +293,12 @@ class IntakeSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        handler = self.event_handler
-        handler.receiving += 1
         try:
             body = await read_data(self._reader, self.data_size_limit)
         except asyncio.CancelledError:
             # The connection went away during DATA: nothing is stored.
             self._writer.close()
             raise
-        finally:
-            handler.receiving -= 1
         replies = len(self.envelope.rcpt_tos) if self.lmtp else 1
         if body is None:
             self._set_post_data_state()
@@ -335,16 +346,18 @@ class IntakeHandler:
         self.grace = timedelta(seconds=grace_seconds)
         self.limits = limits or IntakeLimits()
         self.acceptor = acceptor
-        self.receiving = 0  # sessions between 354 and the end of their DATA
+        self.sessions = 0  # connected
+        self.waiting = 0  # sessions whose mail waits for its commit
         self.connections: dict[str, int] = {}
         self.mailbox_cache_seconds = mailbox_cache_seconds
         self._mailboxes: dict[str, tuple[str, float]] = {}
+        self._connection: Any = None
         self.committer: GroupCommitter[Incoming] = GroupCommitter(
             self._commit,
             max_batch=group_max,
             window=group_window_ms / 1000,
-            waiting_hint=lambda: self.receiving,
-            after_commit=lambda results: announce_new(self.enqueue, results),
+            others=lambda: self.sessions - self.waiting,
+            after_commit=(lambda results: announce_new(self.enqueue, results)) if enqueue else None,
         )
         # aiosmtpd's hook table, built once for all connections.
         self.hooks = {name[7:]: getattr(self, name) for name in dir(self) if name.startswith("handle_")}
@@ -368,8 +381,17 @@ class IntakeHandler:
 
     # -- the database ---------------------------------------------------------------------------
     def _commit(self, items: list[Incoming]) -> Sequence[Outcome | UnknownRecipient]:
-        with self.db.dbapi() as connection:
-            return store_batch(connection, self.dialect, items, now=self.clock(), grace=self.grace)
+        # Runs on the committer's one thread, which keeps its connection: no pool checkout and
+        # no pre-ping round trip per commit. A connection that failed is replaced next time.
+        if self._connection is None:
+            self._connection = self.db.engine.raw_connection()
+        try:
+            return store_batch(self._connection, self.dialect, items, now=self.clock(), grace=self.grace)
+        except BaseException as exc:
+            if is_operational(exc):
+                connection, self._connection = self._connection, None
+                connection.invalidate()
+            raise
 
     def _lookup(self, address: str) -> str | None:
         with self.db.dbapi() as connection:
@@ -401,7 +423,11 @@ class IntakeHandler:
             via=self.via,
             partial=partial,
         )
-        result = await self._within_deadline(self.committer.submit(item))
+        self.waiting += 1
+        try:
+            result = await self._within_deadline(self.committer.submit(item))
+        finally:
+            self.waiting -= 1
         if isinstance(result, UnknownRecipient):
             raise result
         return result

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,20 +71,23 @@ def mailbox_key(address: str) -> str:
     return f"{local.split('+', 1)[0]}{at}{domain}"
 
 
-def header_message_id(raw: bytes) -> str | None:
-    """The Message-ID as written, for lookups; a broken header section gives ``None``."""
-    from email.parser import BytesHeaderParser
-    from email.policy import compat32
+_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
-    try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
-        value = headers.get("Message-ID")
-    except Exception:  # a mail we cannot even split into headers is still stored
-        return None
-    if value is None:
+
+def header_message_id(raw: bytes) -> str | None:
+    """The first Message-ID of the header section as written (unfolded), for lookups.
+
+    A scan of the header section only: the e-mail parser would split the whole message
+    into lines first, which was a sixth of the SMTP intake's time for 20 KB mails."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    match = _MESSAGE_ID.search(raw, 0, len(raw) if end < 0 else end)
+    if match is None:
         return None
     # NUL is refused by PostgreSQL text columns and means nothing in a Message-ID.
-    cleaned = " ".join(str(value).replace("\x00", "").split())
+    value = match.group(1).decode("utf-8", "replace").replace("\x00", "")
+    cleaned = " ".join(value.split())
     return cleaned[:998] or None
 
 
