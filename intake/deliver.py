@@ -24,6 +24,7 @@ from intake.store_core import (
     Incoming,
     UnknownRecipient,
     announce_new,
+    fast_lock_retries,
     is_operational,
     store_batch,
 )
@@ -81,6 +82,7 @@ def deliver(
     max_bytes: int,
     enqueue: Enqueue | None = None,
     timeout_seconds: float = 60.0,
+    lock_wait: float = 15.0,
 ) -> PipeResult:
     """Store one mail for ``recipient``; the exit code and a sentence for the MTA's log."""
     if raw is None:
@@ -92,8 +94,10 @@ def deliver(
     try:
         with deadline(timeout_seconds):
             connection = connect()
+            dialect = Dialect(dialect_name)
+            fast_lock_retries(connection, dialect)
             [result] = store_batch(
-                connection, Dialect(dialect_name), [item], now=now or datetime.now(UTC), grace=grace
+                connection, dialect, [item], now=now or datetime.now(UTC), grace=grace, lock_wait=lock_wait
             )
     except DeadlineExceeded as exc:
         return PipeResult(EX_TEMPFAIL, f"temporary failure: {exc}")

@@ -41,6 +41,7 @@ from intake.store_core import (
     Outcome,
     UnknownRecipient,
     announce_new,
+    fast_lock_retries,
     is_operational,
     lookup_dealer,
     mailbox_key,
@@ -337,6 +338,7 @@ class IntakeHandler:
         group_window_ms: float = 1.0,
         acceptor: str | None = None,
         mailbox_cache_seconds: float = 10.0,
+        sqlite_lock_wait: float = 15.0,
     ) -> None:
         self.db = db
         self.dialect = Dialect(db.dialect)
@@ -352,6 +354,7 @@ class IntakeHandler:
         self.mailbox_cache_seconds = mailbox_cache_seconds
         self._mailboxes: dict[str, tuple[str, float]] = {}
         self._connection: Any = None
+        self.sqlite_lock_wait = sqlite_lock_wait
         self.committer: GroupCommitter[Incoming] = GroupCommitter(
             self._commit,
             max_batch=group_max,
@@ -385,8 +388,16 @@ class IntakeHandler:
         # no pre-ping round trip per commit. A connection that failed is replaced next time.
         if self._connection is None:
             self._connection = self.db.engine.raw_connection()
+            fast_lock_retries(self._connection, self.dialect)
         try:
-            return store_batch(self._connection, self.dialect, items, now=self.clock(), grace=self.grace)
+            return store_batch(
+                self._connection,
+                self.dialect,
+                items,
+                now=self.clock(),
+                grace=self.grace,
+                lock_wait=self.sqlite_lock_wait,
+            )
         except BaseException as exc:
             if is_operational(exc):
                 connection, self._connection = self._connection, None

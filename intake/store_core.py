@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -130,10 +132,36 @@ class Dialect:
         # The format SQLAlchemy's SQLite DateTime writes and compares as text.
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    def begin(self, connection: Any) -> None:
-        if not self.postgres:
-            # BEGIN IMMEDIATE: take the write lock now, not at the first write (models/db.py).
+    def begin(self, connection: Any, lock_wait: float | None = None) -> None:
+        if self.postgres:
+            return
+        # BEGIN IMMEDIATE: take the write lock now, not at the first write (models/db.py).
+        if lock_wait is None:
             connection.execute("BEGIN IMMEDIATE")
+            return
+        # On a connection without a busy timeout: SQLite's own busy handler sleeps ever longer
+        # (up to 100 ms at a time), so ten pipes or the workers of `lms run` writing at once
+        # would wait mostly for nothing. Try again after a millisecond or so instead.
+        deadline = time.monotonic() + lock_wait
+        delay = 0.0005
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except Exception as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 1.5, 0.01)
+
+
+def fast_lock_retries(connection: Any, dialect: Dialect) -> None:
+    """Make ``connection`` (kept by one writer) fail at once on a held SQLite lock, so that
+    :meth:`Dialect.begin` can retry quickly; nothing for PostgreSQL."""
+    if not dialect.postgres:
+        connection.execute("PRAGMA busy_timeout=0")
 
 
 def lookup_dealer(connection: Any, dialect: Dialect, address: str) -> str | None:
@@ -208,7 +236,13 @@ def _store_in_transaction(
 
 
 def store_batch(
-    connection: Any, dialect: Dialect, items: Sequence[Incoming], *, now: datetime, grace: timedelta
+    connection: Any,
+    dialect: Dialect,
+    items: Sequence[Incoming],
+    *,
+    now: datetime,
+    grace: timedelta,
+    lock_wait: float | None = None,
 ) -> list[Outcome | UnknownRecipient]:
     """Store ``items`` in one transaction and commit; one result per item.
 
@@ -217,7 +251,7 @@ def store_batch(
     back to one transaction per mail, so one bad mail cannot hold the others back.
     """
     try:
-        return _commit(connection, dialect, items, now=now, grace=grace)
+        return _commit(connection, dialect, items, now=now, grace=grace, lock_wait=lock_wait)
     except Exception as exc:
         if len(items) == 1 or is_operational(exc):
             raise
@@ -225,7 +259,7 @@ def store_batch(
     results: list[Outcome | UnknownRecipient] = []
     for item in items:
         try:
-            results.extend(_commit(connection, dialect, [item], now=now, grace=grace))
+            results.extend(_commit(connection, dialect, [item], now=now, grace=grace, lock_wait=lock_wait))
         except Exception as exc:
             if is_operational(exc):
                 raise
@@ -235,10 +269,16 @@ def store_batch(
 
 
 def _commit(
-    connection: Any, dialect: Dialect, items: Sequence[Incoming], *, now: datetime, grace: timedelta
+    connection: Any,
+    dialect: Dialect,
+    items: Sequence[Incoming],
+    *,
+    now: datetime,
+    grace: timedelta,
+    lock_wait: float | None,
 ) -> list[Outcome | UnknownRecipient]:
     try:
-        dialect.begin(connection)
+        dialect.begin(connection, lock_wait)
         results = _store_in_transaction(connection, dialect, items, now=now, grace=grace)
         connection.commit() if dialect.postgres else connection.execute("COMMIT")
         return results

@@ -49,6 +49,7 @@ def _handler(
         group_max=settings.smtp_group_max,
         group_window_ms=settings.smtp_group_window_ms,
         acceptor=acceptor,
+        sqlite_lock_wait=settings.sqlite_busy_timeout_ms / 1000,
     )
 
 

@@ -58,6 +58,7 @@ def deliver_cmd(recipient: str, sender: str) -> None:
             max_bytes=s.smtp_max_bytes,
             enqueue=enqueue,
             timeout_seconds=s.store_timeout_seconds,
+            lock_wait=s.sqlite_busy_timeout_ms / 1000,
         )
     finally:
         if close is not None:

@@ -44,15 +44,18 @@ class Intake:
             **self.settings,
         )
         self.port = 0
+        lock_wait = self.stack.settings.sqlite_busy_timeout_ms / 1000
         self.controller: IntakeController | IntakeUnixController
         if self.lmtp_listen:
-            self.handler: IntakeHandler = LmtpHandler(self.stack.db, limits=self.limits)
+            self.handler: IntakeHandler = LmtpHandler(
+                self.stack.db, limits=self.limits, sqlite_lock_wait=lock_wait
+            )
             self.controller = make_lmtp_controller(
                 self.handler, listen=self.lmtp_listen, max_bytes=self.max_bytes
             )
         else:
             self.port = free_port()
-            self.handler = IntakeHandler(self.stack.db, limits=self.limits)
+            self.handler = IntakeHandler(self.stack.db, limits=self.limits, sqlite_lock_wait=lock_wait)
             self.controller = make_smtp_controller(
                 self.handler,
                 host="127.0.0.1",
