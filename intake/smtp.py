@@ -34,6 +34,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session, login_always_fail
 
 from intake.group_commit import GroupCommitter
+from intake.priority import IntakeFirst
 from intake.smtp_address import parse_path
 from intake.store_core import (
     Dialect,
@@ -339,6 +340,7 @@ class IntakeHandler:
         acceptor: str | None = None,
         mailbox_cache_seconds: float = 10.0,
         sqlite_lock_wait: float = 15.0,
+        priority: IntakeFirst | None = None,
     ) -> None:
         self.db = db
         self.dialect = Dialect(db.dialect)
@@ -355,6 +357,7 @@ class IntakeHandler:
         self._mailboxes: dict[str, tuple[str, float]] = {}
         self._connection: Any = None
         self.sqlite_lock_wait = sqlite_lock_wait
+        self.priority = priority
         self.committer: GroupCommitter[Incoming] = GroupCommitter(
             self._commit,
             max_batch=group_max,
@@ -435,10 +438,14 @@ class IntakeHandler:
             partial=partial,
         )
         self.waiting += 1
+        if self.priority is not None:
+            self.priority.mail_waiting()
         try:
             result = await self._within_deadline(self.committer.submit(item))
         finally:
             self.waiting -= 1
+            if self.priority is not None:
+                self.priority.mail_done()
         if isinstance(result, UnknownRecipient):
             raise result
         return result

@@ -154,7 +154,7 @@ class Dialect:
                 if time.monotonic() >= deadline:
                     raise
             time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 1.5, 0.01)
+            delay = min(delay * 1.5, 0.002)
 
 
 def fast_lock_retries(connection: Any, dialect: Dialect) -> None:

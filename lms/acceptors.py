@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from intake.priority import IntakeFirst
 from intake.smtp import (
     IntakeHandler,
     IntakeLimits,
@@ -38,6 +39,7 @@ def _handler(
     *,
     worker_here: bool,
     acceptor: str | None = None,
+    priority: IntakeFirst | None = None,
 ) -> IntakeHandler:
     enqueue, grace = runtime.intake_handoff(worker_here=worker_here)
     return cls(
@@ -50,18 +52,27 @@ def _handler(
         group_window_ms=settings.smtp_group_window_ms,
         acceptor=acceptor,
         sqlite_lock_wait=settings.sqlite_busy_timeout_ms / 1000,
+        priority=priority,
     )
 
 
 def start_smtp_acceptor(
-    runtime: Runtime, settings: Settings, *, worker_here: bool, index: int = 1, reuse_port: bool = False
+    runtime: Runtime,
+    settings: Settings,
+    *,
+    worker_here: bool,
+    index: int = 1,
+    reuse_port: bool = False,
+    priority: IntakeFirst | None = None,
 ) -> Stopper:
     host, port = split_host_port(settings.smtp_listen)
     tls = None
     if settings.smtp_tls_cert and settings.smtp_tls_key:
         tls = tls_context_from(settings.smtp_tls_cert, settings.smtp_tls_key)
     acceptor = f"{index}/{settings.smtp_processes}" if settings.smtp_processes > 1 else None
-    handler = _handler(IntakeHandler, runtime, settings, worker_here=worker_here, acceptor=acceptor)
+    handler = _handler(
+        IntakeHandler, runtime, settings, worker_here=worker_here, acceptor=acceptor, priority=priority
+    )
     controller = make_smtp_controller(
         handler,
         host=host,
@@ -81,9 +92,15 @@ def start_smtp_acceptor(
     return controller.stop
 
 
-def start_smtp(runtime: Runtime, settings: Settings, *, worker_here: bool) -> list[Stopper]:
+def start_smtp(
+    runtime: Runtime, settings: Settings, *, worker_here: bool, priority: IntakeFirst | None = None
+) -> list[Stopper]:
     count = settings.smtp_processes
-    stoppers = [start_smtp_acceptor(runtime, settings, worker_here=worker_here, reuse_port=count > 1)]
+    stoppers = [
+        start_smtp_acceptor(
+            runtime, settings, worker_here=worker_here, reuse_port=count > 1, priority=priority
+        )
+    ]
     if count > 1:
         supervisor = AcceptorProcesses(settings, range(2, count + 1))
         supervisor.start()

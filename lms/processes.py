@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from intake.imap import ImapPoller, accounts_from, run_pollers
+from intake.priority import IntakeFirst
 from lms.acceptors import start_lmtp, start_smtp
 from lms.web import start_web
 from models.config_apply import apply_config
@@ -33,6 +34,20 @@ def wait_for_stop_signal() -> None:
     signal.signal(signal.SIGTERM, _handler)
     while not stop.wait(1.0):
         pass
+
+
+def share_the_interpreter_with_the_intake(runtime: Runtime) -> IntakeFirst:
+    """With the workers in the same process, the intake's event loop waits for the GIL at
+    every step of every session while workers parse mails (by default up to 5 ms each time,
+    several times per mail), and on SQLite for the write lock an ingest holds while it parses.
+    Hand the GIL over more often, and let ingests wait for the intake (intake.priority);
+    sending, which waits on the network, keeps all worker threads."""
+    import sys
+
+    sys.setswitchinterval(0.0005)
+    priority = IntakeFirst(slots=1)
+    runtime.ingest_gate = priority
+    return priority
 
 
 def apply_config_at_start(runtime: Runtime, settings: Settings) -> None:
@@ -78,6 +93,9 @@ def run_components(
 ) -> None:
     runtime = build_runtime(settings)
     apply_config_at_start(runtime, settings)
+    priority = None
+    if smtp and worker:
+        priority = share_the_interpreter_with_the_intake(runtime)
     stoppers: list[Callable[[], None]] = []
     try:
         if worker:
@@ -110,7 +128,7 @@ def run_components(
             for poller in start_imap(runtime, worker_here=worker):
                 stoppers.append(poller.stop)
         if smtp:
-            stoppers.extend(start_smtp(runtime, settings, worker_here=worker))
+            stoppers.extend(start_smtp(runtime, settings, worker_here=worker, priority=priority))
         if lmtp and settings.lmtp_listen:
             stoppers.append(start_lmtp(runtime, settings, worker_here=worker))
         wait()

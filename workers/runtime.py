@@ -12,8 +12,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Worker
@@ -40,6 +42,9 @@ class Runtime:
     broker: Broker
     relay: Relay
     clock: Clock = system_clock
+    # Set by `lms run` (intake.priority.IntakeFirst): ingests wait while the SMTP intake in
+    # the same process has mails waiting for their commit.
+    ingest_gate: AbstractContextManager[Any] | None = None
     ingest_actor: dramatiq.Actor = field(init=False)
     send_actor: dramatiq.Actor = field(init=False)
 
@@ -100,6 +105,13 @@ class Runtime:
 
     # -- actor bodies -----------------------------------------------------------------------
     def ingest(self, inbound_id: int) -> None:
+        if self.ingest_gate is not None:
+            with self.ingest_gate:
+                self._ingest(inbound_id)
+        else:
+            self._ingest(inbound_id)
+
+    def _ingest(self, inbound_id: int) -> None:
         now = self.clock()
         try:
             with self.db.session() as session:
