@@ -117,3 +117,36 @@ def test_a_database_failure_gives_451_for_every_recipient(lmtp: Intake, db_url: 
             release()
     assert [(code, text[:5]) for code, text in replies] == [(451, b"4.3.0")] * 2
     assert lmtp.stack.count(InboundMessage) == 0
+
+
+def test_a_real_postfix_hands_mail_over_by_lmtp(sqlite_url: str, tmp_path: Path, two_mailboxes: Path) -> None:
+    """Postfix (Debian's package, a private instance on loopback) relays the dealer domain to
+    our LMTP intake with the transport_maps line of the README."""
+
+    from tests.support.postfix import PrivatePostfix
+    from tests.support.services import wait_until
+
+    port = free_port()
+    server = Intake(sqlite_url, tmp_path, lmtp_listen=f"127.0.0.1:{port}", settings={"config": two_mailboxes})
+    postfix = PrivatePostfix(domain="leads.example.com", lmtp=f"inet:127.0.0.1:{port}")
+    try:
+        raw = enquiry(to=f"{DEMO_MAILBOX}, {SECOND}")
+        with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as client:
+            # Postfix accepts for the whole relay domain; our LMTP decides per recipient.
+            client.sendmail("erika@example.org", [DEMO_MAILBOX, SECOND, "nobody@leads.example.com"], raw)
+
+        def delivered() -> str | None:
+            log = postfix.log()
+            done = log.count("status=sent") >= 2 and "status=bounced" in log
+            return log if done else None
+
+        log = str(wait_until(delivered, timeout=60, what="Postfix to deliver by LMTP"))
+        with server.stack.db.session() as session:
+            [row] = session.scalars(select(InboundMessage))
+        # Postfix adds its Received: line in front; the rest are the bytes the customer sent.
+        assert row.raw.endswith(raw) and row.raw.startswith(b"Received: ") and row.via == "lmtp"
+        assert sorted(row.envelope_to) == sorted([DEMO_MAILBOX, SECOND])
+        assert "<nobody@leads.example.com>" in log and "5.1.1" in log
+    finally:
+        postfix.stop()
+        server.close()
