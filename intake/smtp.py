@@ -453,6 +453,11 @@ class IntakeHandler:
     via = "smtp"
 
     # -- hooks -----------------------------------------------------------------------------------
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd would answer "500 Error: (…)": permanent, and it leaks internals.
+        log.error("SMTP session error: %r", error, exc_info=error)
+        return TEMPFAIL
+
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
