@@ -628,4 +628,7 @@ def make_lmtp_controller(
     from models.settings import split_host_port
 
     host, port = split_host_port(listen)
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        # LMTP has no authentication and the mail server in front has done the checks.
+        log.warning("LMTP listens on %s, not on loopback: only the mail server should reach it", host)
     return IntakeController(handler, hostname=host, port=port, **options)

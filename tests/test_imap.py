@@ -84,7 +84,7 @@ def test_mail_arriving_during_idle_becomes_a_lead_with_an_answer_within_seconds(
     status = json.loads(
         CliRunner(env={"LMS_DATABASE_URL": stack.settings.database_url})
         .invoke(main, ["ops", "status", "--json"])
-        .output
+        .stdout
     )["imap"]
     assert status[0]["taken"] == 1 and status[0]["mailbox"].endswith(f"leads@127.0.0.1:{dovecot.port}")
     assert status[0]["last_success"] is not None
@@ -116,7 +116,7 @@ def test_a_server_restart_in_the_middle_of_a_connection_loses_and_doubles_nothin
             lambda: json.loads(
                 CliRunner(env={"LMS_DATABASE_URL": stack.settings.database_url})
                 .invoke(main, ["ops", "status", "--json"])
-                .output
+                .stdout  # the poller thread may log to stderr meanwhile
             )["imap"][0]["last_error"],
             what="the poller noticing",
         )
