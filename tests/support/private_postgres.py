@@ -3,6 +3,7 @@ machine's own server: started with initdb + pg_ctl, frozen with SIGSTOP, thawed,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -64,27 +65,31 @@ class PrivatePostgres:
         )
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
-    def pids(self) -> list[int]:
-        """The postmaster and every process it started."""
-        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = []
+    def postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def children(self) -> list[int]:
+        found = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                 except OSError:
-                    continue
-                if int(fields[1]) == postmaster:
-                    children.append(int(entry.name))
-        return [postmaster, *children]
+                    continue  # gone meanwhile
+                if int(fields[1]) == self.postmaster():
+                    found.append(int(entry.name))
+        return found
 
     def freeze(self) -> None:
-        for pid in self.pids():
-            os.kill(pid, signal.SIGSTOP)
+        """Stop the postmaster first (so it forks nothing new), then every backend."""
+        _signal(self.postmaster(), signal.SIGSTOP)
+        for pid in self.children():
+            _signal(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
-        for pid in self.pids():
-            os.kill(pid, signal.SIGCONT)
+        for pid in self.children():
+            _signal(pid, signal.SIGCONT)
+        _signal(self.postmaster(), signal.SIGCONT)
 
     def stop(self) -> None:
         try:
@@ -98,3 +103,8 @@ class PrivatePostgres:
                 check=False,
             )
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # a backend that ended meanwhile
+        os.kill(pid, signum)
