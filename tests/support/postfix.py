@@ -113,8 +113,12 @@ class PrivatePostfix:
         for name in ("spool", "data"):
             (self.root / name).mkdir()
         shutil.chown(self.root / "data", "postfix")
-        self._postfix("set-permissions")
-        self._postfix("start")
+        try:
+            self._postfix("set-permissions")
+            self._postfix("start")
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     def _postfix(self, *args: str) -> None:
         result = subprocess.run(
