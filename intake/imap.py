@@ -51,7 +51,7 @@ from sqlalchemy import select
 
 from intake.oauth import OAuthError
 from intake.oauth_tokens import AccessTokens
-from intake.store import Enqueue, store_message
+from intake.store import Enqueue, Incoming, store_many
 from models.clock import Clock, system_clock
 from models.db import Database, dialect_insert
 from models.mailbox_tables import ImapSkipped
@@ -377,26 +377,30 @@ class ImapPoller:
             for chunk in self._chunks([uid for uid in batch if uid in sizes], sizes):
                 wanted = [uid for uid in chunk if not self._too_large(sizes[uid])]
                 fetched = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
-                for uid in chunk:
-                    raw = fetched.get(uid, {}).get(b"BODY[]")
-                    if uid in wanted and raw is None:
+                bodies = {uid: fetched[uid][b"BODY[]"] for uid in wanted if b"BODY[]" in fetched.get(uid, {})}
+                keep = [uid for uid in chunk if uid in bodies and not self._too_large(len(bodies[uid]))]
+                # One commit for the mails of the chunk (group commit); any failure fails them all.
+                results = store_many(
+                    self.db,
+                    [Incoming(bytes(bodies[uid]), "", [account.mailbox], "imap") for uid in keep],
+                    now=self.clock(),
+                    grace=timedelta(seconds=self.grace_seconds),
+                    enqueue=self.enqueue,
+                )
+                stored = dict(zip(keep, results, strict=True))
+                for uid in chunk:  # in UID order, each only after the commit that holds it
+                    if uid in stored:
+                        result = stored[uid]
+                        if isinstance(result, Exception):
+                            raise result
+                        self._advance(uidvalidity, uid, new=not result.stored[0].duplicate)
+                        self._after_commit(client, uid)
+                        taken += 1
+                    elif uid in wanted and uid not in bodies:
                         continue  # expunged by someone else meanwhile
-                    if raw is None or self._too_large(len(raw)):
-                        self._leave_too_large(client, uidvalidity, uid, len(raw) if raw else sizes[uid])
-                        continue
-                    stored = store_message(
-                        self.db,
-                        bytes(raw),
-                        envelope_from="",
-                        recipients=[account.mailbox],
-                        via="imap",
-                        now=self.clock(),
-                        enqueue=self.enqueue,
-                        grace=timedelta(seconds=self.grace_seconds),
-                    )
-                    self._advance(uidvalidity, uid, new=not stored[0].duplicate)
-                    self._after_commit(client, uid)
-                    taken += 1
+                    else:
+                        size = len(bodies[uid]) if uid in bodies else sizes[uid]
+                        self._leave_too_large(client, uidvalidity, uid, size)
         self._status(connected=True, success=True)
         return taken
 

@@ -19,6 +19,7 @@ import click
 COMMANDS: dict[str, str] = {
     "run": "lms.commands.components:run",
     "smtp": "lms.commands.components:smtp",
+    "lmtp": "lms.commands.components:lmtp",
     "web": "lms.commands.components:web",
     "imap": "lms.commands.imap:imap",
     "worker": "lms.commands.components:worker",
@@ -75,10 +76,11 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="lms")
 def main() -> None:
     """Lead intake daemon: mail in, leads out, autoresponses and escalations."""
-    from lms.common import settings
+    # Read without pydantic: `lms deliver` runs once per mail and must start fast.
     from lms.logs import setup_logging
+    from models.env import LOG_FORMAT, env_value
 
-    setup_logging(settings().log_format)
+    setup_logging(env_value("log_format", LOG_FORMAT))
 
 
 if __name__ == "__main__":

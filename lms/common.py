@@ -24,7 +24,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def open_db() -> Database:
     s = settings()
-    return Database(s.database_url, sqlite_busy_timeout_ms=s.sqlite_busy_timeout_ms)
+    return Database(s.database_url, **s.database_options())
 
 
 def emit_json(data: Any) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from intake.imap import ImapPoller, accounts_from, run_pollers
-from intake.smtp import IntakeHandler, make_smtp_controller
+from intake.priority import IntakeFirst
+from lms.acceptors import start_lmtp, start_smtp
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
 from models.tables import Dealer
@@ -32,6 +33,20 @@ def wait_for_stop_signal() -> None:
     signal.signal(signal.SIGTERM, _handler)
     while not stop.wait(1.0):
         pass
+
+
+def share_the_interpreter_with_the_intake(runtime: Runtime) -> IntakeFirst:
+    """With the workers in the same process, the intake's event loop waits for the GIL at
+    every step of every session while workers parse mails (by default up to 5 ms each time,
+    several times per mail), and on SQLite for the write lock an ingest holds while it parses.
+    Hand the GIL over more often, and let ingests wait for the intake (intake.priority);
+    sending, which waits on the network, keeps all worker threads."""
+    import sys
+
+    sys.setswitchinterval(0.0005)
+    priority = IntakeFirst(slots=1)
+    runtime.ingest_gate = priority
+    return priority
 
 
 def apply_config_at_start(runtime: Runtime, settings: Settings) -> None:
@@ -87,10 +102,14 @@ def run_components(
     scheduler: bool,
     imap: bool = False,
     web: bool = False,
+    lmtp: bool = False,
     wait: Callable[[], None] = wait_for_stop_signal,
 ) -> None:
     runtime = build_runtime(settings)
     apply_config_at_start(runtime, settings)
+    priority = None
+    if smtp and worker:
+        priority = share_the_interpreter_with_the_intake(runtime)
     stoppers: list[Callable[[], None]] = []
     try:
         if worker:
@@ -115,17 +134,9 @@ def run_components(
             for poller in start_imap(runtime, worker_here=worker):
                 stoppers.append(poller.stop)
         if smtp:
-            host, port = split_host_port(settings.smtp_listen)
-            enqueue, grace = runtime.intake_handoff(worker_here=worker)
-            handler = IntakeHandler(
-                runtime.db, enqueue=enqueue, clock=runtime.clock, grace_seconds=grace.total_seconds()
-            )
-            controller = make_smtp_controller(
-                handler, host=host, port=port, max_bytes=settings.smtp_max_bytes
-            )
-            controller.start()
-            stoppers.append(controller.stop)
-            log.info("SMTP intake listening on %s:%d", host, port)
+            stoppers.extend(start_smtp(runtime, settings, worker_here=worker, priority=priority))
+        if lmtp and settings.lmtp_listen:
+            stoppers.append(start_lmtp(runtime, settings, worker_here=worker))
         wait()
     finally:
         for stop in reversed(stoppers):

@@ -9,10 +9,11 @@ write transaction so one that reads and then writes cannot fail at the upgrade w
 Readers (``db.read()``) begin deferred transactions: in WAL mode they read a consistent
 snapshot while one writer writes, and never wait for the write lock nor hold it.
 
-Writers of one process queue for SQLite's write lock on a lock of ours: SQLite's own busy
-handler polls with sleeps that grow to 100 ms, so a thread waiting behind a 2 ms commit would
-often sleep for tens of milliseconds. Other processes (``lms deliver``) still meet the busy
-timeout, as they must.
+Writers of one process queue for SQLite's write lock on a lock of ours (``db.writing()``,
+taken by every write session and by the intake's own commits): SQLite's busy handler polls
+with sleeps that grow to 100 ms, so a thread waiting behind a 2 ms commit would often sleep
+for tens of milliseconds. Other processes (``lms deliver``) still meet the busy timeout, or
+the intake store's quick retries, as they must.
 """
 
 from __future__ import annotations
@@ -20,19 +21,25 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_BUSY_TIMEOUT_MS = 15_000
+from models.dbapi import SQLITE_BUSY_TIMEOUT_MS, configure_sqlite, postgres_options
+
 READ_ONLY = "lms_read_only"
 
 
 def create_db_engine(
-    url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwargs: Any
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    statement_timeout_ms: int = 30_000,
+    connect_timeout_seconds: float = 5.0,
+    **kwargs: Any,
 ) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -48,7 +55,13 @@ def create_db_engine(
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("connect_args", {"connect_timeout": 5})
+    kwargs.setdefault(
+        "connect_args",
+        {
+            "connect_timeout": max(1, round(connect_timeout_seconds)),
+            "options": postgres_options(statement_timeout_ms),
+        },
+    )
     return create_engine(url, **kwargs)
 
 
@@ -56,13 +69,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from pysqlite so our BEGIN IMMEDIATE is the only one.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        configure_sqlite(dbapi_connection, busy_timeout_ms)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -91,18 +98,22 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url, **engine_kwargs)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        database = self.engine.url.database or ""
-        sqlite_file = is_sqlite(self.engine) and database not in ("", ":memory:")
-        self._writer = _writer_lock(database) if sqlite_file else None
         reader = self.engine.execution_options(**{READ_ONLY: True})
         if reader.dialect.name == "postgresql":
             reader = reader.execution_options(postgresql_readonly=True)
         self._read_factory = sessionmaker(reader, expire_on_commit=False)
+        database = self.engine.url.database or ""
+        sqlite_file = is_sqlite(self.engine) and database not in ("", ":memory:")
+        self._writer = _writer_lock(database) if sqlite_file else None
+
+    def writing(self) -> AbstractContextManager[Any]:
+        """Held around a write transaction: this process's writers take turns (SQLite)."""
+        return self._writer if self._writer is not None else nullcontext()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
-        with self._writer or nullcontext(), self._factory() as session, session.begin():
+        with self.writing(), self._factory() as session, session.begin():
             yield session
 
     @contextmanager
@@ -111,8 +122,31 @@ class Database:
         with self._read_factory() as session, session.begin():
             yield session
 
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.dialect.name)
+
+    @contextmanager
+    def dbapi(self) -> Iterator[Any]:
+        """A pooled DB-API connection, for the one hot path that skips the ORM (the intake store,
+        :mod:`intake.store_core`). The caller controls the transaction; a connection that
+        failed is thrown away rather than pooled."""
+        raw = self.engine.raw_connection()
+        try:
+            yield raw
+        except BaseException as exc:
+            if _is_operational(exc):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _is_operational(exc: BaseException) -> bool:
+    return any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)
 
 
 def dialect_insert(session: Session, table: Any) -> Any:

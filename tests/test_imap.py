@@ -118,7 +118,7 @@ def test_a_server_restart_in_the_middle_of_a_connection_loses_and_doubles_nothin
             lambda: json.loads(
                 CliRunner(env={"LMS_DATABASE_URL": stack.settings.database_url})
                 .invoke(main, ["ops", "status", "--json"])
-                .stdout
+                .stdout  # the poller thread may log to stderr meanwhile
             )["imap"][0]["last_error"],
             what="the poller noticing",
         )

@@ -12,8 +12,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Worker
@@ -45,6 +47,9 @@ class Runtime:
     clock: Clock = system_clock
     # DNS TXT lookups of our own DKIM check (LMS_DKIM_VERIFY); None: the system's resolver.
     dns_txt: TxtResolver | None = None
+    # Set by `lms run` (intake.priority.IntakeFirst): ingests wait while the SMTP intake in
+    # the same process has mails waiting for their commit.
+    ingest_gate: AbstractContextManager[Any] | None = None
     ingest_actor: dramatiq.Actor = field(init=False)
     send_actor: dramatiq.Actor = field(init=False)
     _ingest_queue: Coalescer | None = field(init=False, default=None)
@@ -115,6 +120,13 @@ class Runtime:
 
     # -- actor bodies -----------------------------------------------------------------------
     def ingest(self, inbound_ids: int | list[int]) -> None:
+        if self.ingest_gate is not None:
+            with self.ingest_gate:
+                self._ingest(inbound_ids)
+        else:
+            self._ingest(inbound_ids)
+
+    def _ingest(self, inbound_ids: int | list[int]) -> None:
         now = self.clock()
         ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
         try:
@@ -194,7 +206,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock = system_clock) -> Runtime:
-    db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db = Database(settings.database_url, **settings.database_options())
     broker = make_broker(settings.broker_url)
     relay = relay_from_url(
         settings.relay_url, timeout=settings.relay_timeout, db=db, secret_key=settings.secret_key

@@ -13,13 +13,36 @@ from models.dealer_config import ConfigError
 @click.command()
 def run() -> None:
     """Everything in one process: SMTP intake, IMAP pollers, workers, scheduler, web."""
-    run_components(settings(), smtp=True, worker=True, scheduler=True, imap=True, web=True)
+    run_components(settings(), smtp=True, worker=True, scheduler=True, imap=True, web=True, lmtp=True)
 
 
 @click.command()
-def smtp() -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Acceptor processes sharing the port (default LMS_SMTP_PROCESSES, 1).",
+)
+def smtp(processes: int | None) -> None:
     """The SMTP intake only."""
-    run_components(settings(), smtp=True, worker=False, scheduler=False)
+    s = settings()
+    if processes:
+        s.smtp_processes = processes
+    run_components(s, smtp=True, worker=False, scheduler=False)
+
+
+@click.command()
+@click.option(
+    "--listen", default=None, help="Unix socket path or loopback HOST:PORT (default LMS_LMTP_LISTEN)."
+)
+def lmtp(listen: str | None) -> None:
+    """The LMTP intake only, for a mail server's lmtp: transport (RFC 2033)."""
+    s = settings()
+    if listen:
+        s.lmtp_listen = listen
+    if not s.lmtp_listen:
+        fail("no LMTP address: set LMS_LMTP_LISTEN or pass --listen (a socket path or 127.0.0.1:PORT)")
+    run_components(s, smtp=False, worker=False, scheduler=False, lmtp=True)
 
 
 @click.command()
