@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from models.text import safe_text
+
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[int], None]
@@ -87,8 +89,7 @@ def header_message_id(raw: bytes) -> str | None:
     match = _MESSAGE_ID.search(raw, 0, len(raw) if end < 0 else end)
     if match is None:
         return None
-    # NUL is refused by PostgreSQL text columns and means nothing in a Message-ID.
-    value = match.group(1).decode("utf-8", "replace").replace("\x00", "")
+    value = safe_text(match.group(1).decode("utf-8", "replace"))
     cleaned = " ".join(value.split())
     return cleaned[:998] or None
 
@@ -210,7 +211,7 @@ def _store_in_transaction(
                         item.raw,
                         len(item.raw),
                         message_id,
-                        normalise_address(item.envelope_from).replace("\x00", ""),
+                        safe_text(normalise_address(item.envelope_from)),
                         json.dumps(addresses),
                         item.via,
                         received,

@@ -29,8 +29,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.dbapi import SQLITE_BUSY_TIMEOUT_MS, configure_sqlite, postgres_options
+from models.text import safe_parameters
 
 READ_ONLY = "lms_read_only"
+
+
+def _safe_text_parameters(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> tuple[str, Any]:
+    return statement, safe_parameters(parameters)
 
 
 def create_db_engine(
@@ -53,6 +60,7 @@ def create_db_engine(
             **kwargs,
         )
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
+        event.listen(engine, "before_cursor_execute", _safe_text_parameters, retval=True)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault(
@@ -62,7 +70,9 @@ def create_db_engine(
             "options": postgres_options(statement_timeout_ms),
         },
     )
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _safe_text_parameters, retval=True)
+    return engine
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
