@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # An autoresponse not delivered within this time is marked expired instead of sent late.
     autoresponse_max_age_seconds: float = Field(default=4 * 3600, gt=0)
     send_max_attempts: int = Field(default=8, ge=1)
+    # How long a send may take before its row counts as abandoned (a crashed worker) and is
+    # sent again; 0: four times the relay timeout, at least a minute. Longer than any real
+    # send, or a slow relay gets the same mail twice.
+    send_lease_seconds: float = Field(default=0, ge=0)
     # The actor time limit (Dramatiq TimeLimit middleware), in seconds.
     actor_time_limit_seconds: float = Field(default=120.0, gt=0)
     # Authentication-Results authserv-id(s) our receiving mail server writes (RFC 8601),

@@ -30,8 +30,6 @@ from workers.render.context import lead_context
 
 log = logging.getLogger(__name__)
 
-# Events whose mails may still be missing after this long are queued again by the next pass.
-PENDING_RECOVERY_AFTER = timedelta(seconds=60)
 
 
 def clock_of(lead: Lead) -> LeadClock:
@@ -241,15 +239,16 @@ def _deliver(db: Database, claimed: list[_Claimed], *, now: datetime, grace: tim
     return ids
 
 
-def _recover(db: Database, *, now: datetime, grace: timedelta) -> list[int]:
-    """Events left ``pending`` by a pass that died before queueing their mails."""
+def _recover(db: Database, *, now: datetime, grace: timedelta, after: timedelta) -> list[int]:
+    """Events left ``pending`` for longer than ``after`` by a pass that died before queueing
+    their mails."""
     with db.session() as session:
         events = list(
             session.scalars(
                 select(EscalationEvent)
                 .where(
                     EscalationEvent.outcome == "pending",
-                    EscalationEvent.fired_at < now - PENDING_RECOVERY_AFTER,
+                    EscalationEvent.fired_at < now - after,
                 )
                 .limit(500)
                 .with_for_update(skip_locked=True)
@@ -270,10 +269,17 @@ def _recover(db: Database, *, now: datetime, grace: timedelta) -> list[int]:
     return _deliver(db, claimed, now=now, grace=grace) if claimed else []
 
 
-def run_pass(db: Database, *, now: datetime, grace: timedelta, batch: int = 200) -> PassResult:
+def run_pass(
+    db: Database,
+    *,
+    now: datetime,
+    grace: timedelta,
+    batch: int = 200,
+    recover_after: timedelta = timedelta(seconds=60),
+) -> PassResult:
     """One scheduler pass over what is due; repeat while a batch comes back full."""
     result = PassResult()
-    result.outbound_ids += _recover(db, now=now, grace=grace)
+    result.outbound_ids += _recover(db, now=now, grace=grace, after=recover_after)
     while True:
         with db.session() as session:
             leads = list(

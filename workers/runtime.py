@@ -93,7 +93,9 @@ class Runtime:
     def send_policy(self) -> SendPolicy:
         return SendPolicy(
             max_attempts=self.settings.send_max_attempts,
-            lease=timedelta(seconds=max(self.settings.relay_timeout * 4, 60)),
+            lease=timedelta(
+                seconds=self.settings.send_lease_seconds or max(self.settings.relay_timeout * 4, 60)
+            ),
         )
 
     # -- enqueueing -------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class Runtime:
         )
 
     def escalate_once(self, now: datetime | None = None) -> PassResult:
-        result = run_pass(self.db, now=now or self.clock(), grace=self.grace)
+        result = run_pass(self.db, now=now or self.clock(), grace=self.grace, recover_after=self.grace)
         if result.outbound_ids:
             announce(self.enqueue_send, result.outbound_ids)
         return result
