@@ -12,9 +12,15 @@ def make_broker(url: str) -> Broker:
         # Messages live in this process only; the sweeper recovers what a crash loses.
         return StubBroker()
     if scheme in ("redis", "rediss", "unix"):
+        import redis
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url)
+        # redis-py waits forever by default: a frozen Redis would hang every enqueue (and the
+        # sender's reply behind it). Bounded waits make it an error the sweeper recovers from.
+        # (Dramatiq's Redis consumer polls; it issues no blocking command to wait past these.)
+        # Values in the URL (?socket_timeout=…) win over these (redis-py's rule).
+        pool = redis.ConnectionPool.from_url(url, socket_timeout=10.0, socket_connect_timeout=5.0)
+        return RedisBroker(client=redis.Redis(connection_pool=pool))
     if scheme in ("amqp", "amqps"):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
