@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "unassigned": "lms.commands.unassigned:unassigned",
     "templates": "lms.commands.templates:templates",
     "ops": "lms.commands.ops:ops",
+    "contacts": "lms.commands.contacts:contacts",
     "users": "lms.commands.users:users",
 }
 

@@ -196,6 +196,16 @@ class EscalationConfig(Strict):
     stage2_action: Literal["inform", "pool", "supervisor"] = "inform"
 
 
+class RetentionConfig(Strict):
+    """How long the dealer keeps personal data (GDPR Art. 5(1)(e)); unset: kept until erased."""
+
+    # A completed lead's personal content is anonymised this long after its completion (and
+    # its contact, once none of the contact's leads is open or younger).
+    completed_leads: Duration | None = None
+    # Raw mails (received and sent) lose their bytes after this long; rows and states stay.
+    raw_mails: Duration | None = None
+
+
 class TemplateConfig(Strict):
     header_image: str | None = None
     subject: dict[str, str] = {}
@@ -334,6 +344,7 @@ class DealerConfig(Strict):
     authserv_ids: list[str] = []
     imap: list[ImapConfig] = []
     completion_reasons: list[CompletionReasonConfig] = []
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # How long a stored row may sit in a non-final state before the sweeper enqueues it again.
     sweep_grace_seconds: float = Field(default=env.SWEEP_GRACE_SECONDS, ge=0)
     sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    # How often the scheduler applies the dealers' retention periods (GDPR).
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     ingest_max_attempts: int = Field(default=5, ge=1)
     # An autoresponse not delivered within this time is marked expired instead of sent late.
     autoresponse_max_age_seconds: float = Field(default=4 * 3600, gt=0)

@@ -143,6 +143,8 @@ class Contact(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Personal data erased (GDPR Art. 17, or the dealer's retention): the row stays for counts.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class RotationCounter(Base):
@@ -163,6 +165,8 @@ class InboundMessage(Base):
         # The same bytes delivered twice to the same dealer are stored once.
         UniqueConstraint("dealer_id", "sha256"),
         Index("ix_inbound_state_next", "state", "next_attempt_at"),
+        # The retention pass: a dealer's raw mails older than its limit.
+        Index("ix_inbound_dealer_received", "dealer_id", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -184,6 +188,8 @@ class InboundMessage(Base):
     # When the sweeper should enqueue it again if it is still not final.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The raw bytes were deleted (erasure, retention); the row and its state stay.
+    raw_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Lead(Base):
@@ -243,6 +249,8 @@ class Lead(Base):
     completion_reason_id: Mapped[int | None] = mapped_column(
         ForeignKey("completion_reasons.id"), nullable=True
     )
+    # Its personal content erased (GDPR, retention): type, source, editor and times stay.
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     contact: Mapped[Contact] = relationship(lazy="joined")
     editor: Mapped[User | None] = relationship(lazy="joined")
@@ -269,6 +277,7 @@ class OutboundMessage(Base):
     __table_args__ = (
         Index("ix_outbound_state_next", "state", "next_attempt_at"),
         Index("ix_outbound_dealer_kind_rcpt", "dealer_id", "kind", "recipient", "created_at"),
+        Index("ix_outbound_dealer_created", "dealer_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -294,6 +303,8 @@ class OutboundMessage(Base):
     # Not sent after this (an autoresponse hours late is worse than none): state "expired".
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The rendered bytes were deleted (erasure, retention); the row and its state stay.
+    raw_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class EscalationEvent(Base):
@@ -347,5 +358,6 @@ OUTBOUND_PENDING_STATES = ("queued", "sending")
 
 
 # Tables of other concerns, declared on the same metadata (one line each).
+import models.privacy_tables  # noqa: E402  (audit log)
 import models.web_tables  # noqa: E402, F401
 from models import mailbox_tables as _mailbox_tables  # noqa: E402, F401  (OAuth tokens, skipped mails)

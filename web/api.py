@@ -15,6 +15,7 @@ from models.lead_views import lead_dict, list_leads
 from models.ops_views import ops_status
 from web.context import ctx_of
 from web.scope import require_admin, scope_of, visible_lead
+from workers import privacy
 
 FILTERS = {"search": "search", "type": "type_", "source": "source", "editor": "editor"}
 CHOICES = {"status": ("open", "completed"), "due": ("none", "soon", "overdue"), "sort": ("activity", "due")}
@@ -69,6 +70,15 @@ async def api_lead(request: Request) -> Response:
     def load() -> dict[str, Any]:
         with ctx.db.session() as session:
             lead = visible_lead(session, scope, request.path_params["id"])
+            privacy.record(
+                session,
+                dealer_id=scope.dealer_id,
+                actor=f"api:{scope.username}",
+                user_id=scope.user_id,
+                action="read",
+                lead_id=lead.id,
+                now=ctx.clock(),
+            )
             return lead_dict(session, lead, now=ctx.clock(), with_activities=True)
 
     return JSONResponse(await run_in_threadpool(load))

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from intake.parsing.mime import parse_mail
 from models.lead_scope import LeadScope
 from models.lead_views import count, lead_dict, lead_query, list_leads
+from models.privacy_tables import AuditEntry
 from models.tables import CompletionReason, Contact, InboundMessage, Lead, LeadActivity, Source, User
 from models.vocabulary import LEAD_TYPES
 from web.auth import form_of
@@ -26,6 +27,7 @@ from web.mail_view import attachment_download, attachment_list, html_document
 from web.render import is_htmx, render
 from web.scope import dealer_users, parse_id, scope_of, user_of, visible_lead
 from workers import lead_actions as actions
+from workers import privacy
 
 PAGE_SIZE = 50
 VIEWS = ("all", "my", "pool", "soon", "overdue", "completed")
@@ -182,6 +184,22 @@ def reason_label(t: Translator, row: CompletionReason) -> str:
     return t.system_reason(row.code, row.label) if row.dealer_id is None else row.label
 
 
+def audit(
+    session: Session, scope: LeadScope, action: str, lead_id: int, now: datetime, detail: str = ""
+) -> None:
+    """Who read or changed which lead, for data protection (:mod:`workers.privacy`)."""
+    privacy.record(
+        session,
+        dealer_id=scope.dealer_id,
+        actor=scope.username,
+        user_id=scope.user_id,
+        action=action,
+        lead_id=lead_id,
+        now=now,
+        detail=detail,
+    )
+
+
 def lead_context(
     session: Session, scope: LeadScope, raw_id: object, t: Translator, now: datetime
 ) -> dict[str, Any]:
@@ -233,7 +251,18 @@ def lead_context(
         for code, row in sorted(actions.usable_reasons(session, scope.dealer_id).items())
     ]
     completion_label = reason_label(t, lead.completion_reason) if lead.completion_reason else None
+    access_log = None
+    if scope.is_admin:  # who read or changed this lead (data protection), newest first
+        access_log = list(
+            session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.lead_id == lead.id)
+                .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+                .limit(100)
+            )
+        )
     return {
+        "access_log": access_log,
         "lead": data,
         "lead_row": lead,
         "details": (contact.details if contact else {}) or {},
@@ -256,7 +285,9 @@ async def lead_page(request: Request) -> Response:
 
     def load() -> dict[str, Any]:
         with ctx.db.session() as session:
-            return lead_context(session, scope, request.path_params["id"], t, ctx.clock())
+            data = lead_context(session, scope, request.path_params["id"], t, ctx.clock())
+            audit(session, scope, "read", data["lead"]["id"], ctx.clock())
+            return data
 
     data = await run_in_threadpool(load)
     done = request.query_params.get("done", "")
@@ -273,6 +304,7 @@ async def lead_original(request: Request) -> Response:
             inbound = session.get(InboundMessage, lead.inbound_id) if lead.inbound_id else None
             if inbound is None:
                 raise HTTPException(404)
+            audit(session, scope, "download", lead.id, ctx.clock(), "the original mail")
             return inbound.raw
 
     return html_document(await run_in_threadpool(load))
@@ -288,6 +320,9 @@ async def lead_attachment(request: Request) -> Response:
             inbound = session.get(InboundMessage, lead.inbound_id) if lead.inbound_id else None
             if inbound is None:
                 raise HTTPException(404)
+            audit(
+                session, scope, "download", lead.id, ctx.clock(), f"attachment {request.path_params['index']}"
+            )
             return inbound.raw
 
     return attachment_download(await run_in_threadpool(load), request.path_params["index"])
@@ -344,7 +379,9 @@ async def lead_action(request: Request) -> Response:
         now = ctx.clock()
         with ctx.db.session() as session:
             lead = visible_lead(session, scope, lead_id, lock=True)
-            return _perform(session, lead, action, form, me, now, ctx.send_grace)
+            outbound = _perform(session, lead, action, form, me, now, ctx.send_grace)
+            audit(session, scope, "change", lead.id, now, action)
+            return outbound
 
     try:
         outbound = await run_in_threadpool(work)

@@ -58,7 +58,7 @@ def attachment_list(parsed: ParsedMail) -> list[dict[str, Any]]:
 
 
 def attachment_download(raw: bytes, index: str) -> Response:
-    parsed = parse_mail(raw)
+    parsed = parse_mail(raw, whole_attachments=True)
     if not index.isdigit() or int(index) >= len(parsed.attachments):
         raise HTTPException(404)
     found = parsed.attachments[int(index)]

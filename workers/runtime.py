@@ -19,19 +19,22 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Worker
+from sqlalchemy import select
 from sqlalchemy.orm import defer
 
 from intake.store import announce
 from models.clock import Clock, system_clock
 from models.db import Database
+from models.policy import policy_for
 from models.settings import Settings
-from models.tables import InboundMessage
+from models.tables import Dealer, InboundMessage
 from workers.broker import make_broker, queue_depths
 from workers.coalesce import Coalescer
 from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
 from workers.ingest import Timing, ingest_batch
 from workers.parse_facts import ReceivingSide, TxtResolver
+from workers.privacy import apply_retention
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
 
@@ -191,6 +194,24 @@ class Runtime:
         self.broker.declare_queue(self.send_actor.queue_name)
         return queue_depths(self.broker)
 
+    def retention_once(self, now: datetime | None = None) -> dict[str, int]:
+        """Apply every dealer's retention periods once (a batch per dealer and kind)."""
+        now = now or self.clock()
+        totals = {"leads": 0, "contacts": 0, "mails": 0}
+        with self.db.read() as session:
+            dealers = [policy_for(d) for d in session.scalars(select(Dealer))]
+        for policy in dealers:
+            retention = policy.config.retention
+            if not (retention.completed_leads or retention.raw_mails):
+                continue
+            with self.db.session() as session:
+                done = apply_retention(session, policy, now=now)
+            for key, value in done.items():
+                totals[key] += value
+        if any(totals.values()):
+            log.info("retention: %s", totals)
+        return totals
+
     def start_worker(self, threads: int | None = None) -> Worker:
         # Without process_boot the TimeLimit middleware never starts its timer thread.
         self.broker.emit_after("process_boot")
@@ -232,13 +253,16 @@ class Scheduler:
         self._thread.start()
 
     def _loop(self) -> None:
-        last_sweep = 0.0
+        last_sweep = last_retention = 0.0
         while not self._stop.is_set():
             wait = self.tick
             try:
                 if time.monotonic() - last_sweep >= self.interval:
                     self.runtime.sweep_once()
                     last_sweep = time.monotonic()
+                if time.monotonic() - last_retention >= self.runtime.settings.retention_interval_seconds:
+                    self.runtime.retention_once()
+                    last_retention = time.monotonic()
                 result = self.runtime.escalate_once()
                 if result.fired or result.skipped:
                     log.info("escalations fired: %s (skipped %d)", result.fired, result.skipped)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
@@ -109,6 +110,27 @@ def _recover_headers(message: Message, raw: bytes) -> list[tuple[str, str]]:
         elif line[:1] in (" ", "\t") and found:
             found[-1] = (found[-1][0], found[-1][1] + " " + line.strip())
     return found
+
+
+# Recognition reads attachments only for what small ones carry (ADF/XML, a vendor's JSON, a
+# forwarded mail): bigger ones keep their name and size but not their decoded bytes, so a 25 MB
+# mail costs memory once, not once per copy. (The web pane's download asks for them whole.)
+RECOGNITION_PAYLOAD_LIMIT = 2 * 1024 * 1024
+# mail-parser's worth is in decoding text quirks; for a mail this big (attachments, nearly
+# always) its copies of every part cost more than it adds: the standard library reads it.
+MAILPARSER_MAX_BYTES = 5 * 1024 * 1024
+_PAYLOAD_LIMIT: ContextVar[int | None] = ContextVar("lms_payload_limit", default=RECOGNITION_PAYLOAD_LIMIT)
+
+
+def _estimated_size(part: Message) -> int | None:
+    """The decoded size of a part too big to decode here; ``None`` when it is small enough."""
+    limit = _PAYLOAD_LIMIT.get()
+    encoded = part.get_payload(decode=False)
+    if limit is None or not isinstance(encoded, str) or len(encoded) <= limit:
+        return None
+    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+        return len("".join(encoded.split())) * 3 // 4
+    return len(encoded)
 
 
 def _payload_bytes(part: Message) -> bytes:
@@ -237,6 +259,10 @@ def _std_bodies(message: Message, hint: str | None) -> _Bodies:
                 found.defects += tnef.problems
                 continue
         if filename or disposition == "attachment" or not is_text:
+            size = _estimated_size(part)
+            if size is not None:
+                found.attachments.append(Attachment(filename, content_type, size, b""))
+                continue
             payload = _payload_bytes(part)
             found.attachments.append(Attachment(filename, content_type, len(payload), payload))
             continue
@@ -248,14 +274,20 @@ def _std_bodies(message: Message, hint: str | None) -> _Bodies:
     return found
 
 
+class _TooBigForMailParser(Exception):
+    pass
+
+
 def _looks_undecoded(text: str) -> bool:
     # ISO-2022-JP left as escape sequences, or decoding that already gave up.
     return "\x1b$" in text or "\x1b(" in text or "\ufffd" in text
 
 
-def parse_mail(raw: bytes) -> ParsedMail:
-    """Never raises: whatever cannot be understood becomes a defect, the rest is kept."""
+def parse_mail(raw: bytes, *, whole_attachments: bool = False) -> ParsedMail:
+    """Never raises: whatever cannot be understood becomes a defect, the rest is kept.
+    ``whole_attachments``: decode every attachment, however big (to hand it out)."""
     parsed = ParsedMail()
+    token = _PAYLOAD_LIMIT.set(None if whole_attachments else RECOGNITION_PAYLOAD_LIMIT)
     try:
         _parse_into(parsed, raw)
     except Exception as exc:  # the last line of defence; the raw bytes stay stored
@@ -263,6 +295,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         parsed.defects.append(f"parser error: {type(exc).__name__}: {exc}")
         if not (parsed.text or parsed.html):
             parsed.text = decode_bytes(raw)
+    finally:
+        _PAYLOAD_LIMIT.reset(token)
     return parsed
 
 
@@ -367,6 +401,8 @@ def _parse_into(parsed: ParsedMail, raw: bytes) -> None:
     std_text, std_html = parsed.text, parsed.html
     use_std = False
     try:
+        if len(raw) > MAILPARSER_MAX_BYTES:
+            raise _TooBigForMailParser
         # The same compat32 parse mail-parser would do itself: hand it ours instead of
         # parsing the bytes a second time (the parse is most of the cost of a mail).
         mp = mailparser.MailParser(message)
@@ -377,6 +413,8 @@ def _parse_into(parsed: ParsedMail, raw: bytes) -> None:
             use_std = True
         if not (parsed.text or parsed.html) or _looks_undecoded(parsed.text + parsed.html):
             use_std = True
+    except _TooBigForMailParser:
+        use_std = True
     except Exception as exc:
         parsed.defects.append(f"mail-parser: {type(exc).__name__}: {exc}")
         use_std = True

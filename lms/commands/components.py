@@ -75,6 +75,7 @@ def scheduler(once: bool) -> None:
     try:
         result = runtime.sweep_once()
         fired = runtime.escalate_once()
+        runtime.retention_once()
     finally:
         runtime.close()
     click.echo(

@@ -203,3 +203,34 @@ def leads_redistribute(from_user: str, dealer: str | None) -> None:
     for lead_id, editor in moved:
         click.echo(f"lead {lead_id}: {editor or '(pool)'}")
     click.echo(f"{len(moved)} open lead(s) of {from_user} redistributed")
+
+
+@leads.command("audit")
+@click.argument("lead_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def leads_audit(lead_id: int, as_json: bool) -> None:
+    """Who read or changed lead ID (the web pane, its API, exports, erasure, retention)."""
+    from models.privacy_tables import AuditEntry
+
+    db = open_db()
+    with db.read() as session:
+        lead = session.get(Lead, lead_id)
+        if lead is None:
+            fail(f"no lead {lead_id}")
+        entries = [
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "detail": e.detail}
+            for e in session.scalars(
+                select(AuditEntry)
+                .where((AuditEntry.lead_id == lead_id) | (AuditEntry.contact_id == lead.contact_id))
+                .order_by(AuditEntry.at, AuditEntry.id)
+            )
+        ]
+        zone = dealer_zones(session).get(lead.dealer_id, "UTC")
+    db.dispose()
+    if as_json:
+        emit_json({"lead": lead_id, "entries": entries})
+        return
+    for e in entries:
+        detail = f" ({e['detail']})" if e["detail"] else ""
+        click.echo(f"{local_time(e['at'], zone)}  {e['actor']:<20} {e['action']}{detail}")
+    click.echo(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
