@@ -1,13 +1,15 @@
 """The Leads pane: a Starlette application (server-rendered Jinja2, htmx for partial updates),
 and the JSON API under ``/api/``.
 
-Middleware, outermost first: security headers on every response (a CSP that allows only our
-own scripts and styles, no framing by others, no caching of pages with customer data), then
-sign-in and CSRF (:mod:`web.auth`), then the routes.
+Middleware, outermost first: a deadline for every request (a stuck database or a slow
+client gives 503, never a hung connection), security headers on every response (a CSP that
+allows only our own scripts and styles, no framing by others, no caching of pages with
+customer data), then sign-in and CSRF (:mod:`web.auth`), then the routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -35,6 +37,44 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 )
+
+
+REQUEST_DEADLINE_SECONDS = 30.0
+
+
+class Deadline:
+    """A request that takes longer than the deadline ends with 503 (a slow client sending its
+    body, a frozen database behind a page). The server side bounds connections and idle time
+    (:mod:`web.server`); the database its statements (``LMS_DATABASE_STATEMENT_TIMEOUT_SECONDS``)."""
+
+    def __init__(
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        seconds: float = REQUEST_DEADLINE_SECONDS,
+    ) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, tracking), self.seconds)
+        except TimeoutError:
+            log.warning(
+                "web: %s %s took longer than %.0f s", scope.get("method"), scope.get("path"), self.seconds
+            )
+            if not started:
+                response = PlainTextResponse("timed out", status_code=503)
+                await response(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -119,7 +159,7 @@ def create_app(ctx: WebContext) -> Starlette:
     routes = [*ROUTES, Route("/static/{path:path}", ctx.static.endpoint, methods=["GET"])]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(AuthMiddleware)],
+        middleware=[Middleware(Deadline), Middleware(SecurityHeaders), Middleware(AuthMiddleware)],
         exception_handlers={HTTPException: not_found, DBAPIError: database_down},
     )
     app.state.ctx = ctx

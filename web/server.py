@@ -30,6 +30,10 @@ class WebServer:
             lifespan="off",
             server_header=False,
             timeout_graceful_shutdown=5,
+            # Bounded: connections at once (more get 503), idle keep-alive, header size.
+            limit_concurrency=256,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=16 * 1024,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
