@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.policy import policy_for
@@ -331,3 +331,18 @@ def language_of(session: Session, user: User) -> str:
         return account.language
     dealer = session.get(Dealer, user.dealer_id)
     return dealer.language if dealer is not None else "en"
+
+
+def prune(session: Session, *, now: datetime, keep: timedelta = timedelta(days=7)) -> int:
+    """Forget sign-in rows that can open nothing any more: sessions ended or expired, used or
+    expired invitations, failed sign-ins long past the throttle window (kept a week for the
+    record). Run by the scheduler's hourly pass."""
+    before = now - keep
+    gone = 0
+    for statement in (
+        delete(WebSession).where(or_(WebSession.expires_at < before, WebSession.revoked_at < before)),
+        delete(Invitation).where(or_(Invitation.expires_at < before, Invitation.used_at < before)),
+        delete(SignInFailure).where(SignInFailure.at < before),
+    ):
+        gone += int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return gone

@@ -28,6 +28,7 @@ from models.db import Database
 from models.policy import policy_for
 from models.settings import Settings
 from models.tables import Dealer, InboundMessage
+from workers.accounts import prune as prune_sign_ins
 from workers.broker import make_broker, queue_depths
 from workers.coalesce import Coalescer
 from workers.delivery import SendPolicy, backoff, send_outbound
@@ -208,8 +209,10 @@ class Runtime:
                 done = apply_retention(session, policy, now=now)
             for key, value in done.items():
                 totals[key] += value
-        if any(totals.values()):
-            log.info("retention: %s", totals)
+        with self.db.session() as session:
+            pruned = prune_sign_ins(session, now=now)
+        if any(totals.values()) or pruned:
+            log.info("retention: %s; sign-in rows forgotten: %d", totals, pruned)
         return totals
 
     def start_worker(self, threads: int | None = None) -> Worker:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from models.config_apply import apply_config
 from models.dealer_config import load_config_file
 from models.tables import LeadActivity
+from models.web_tables import WebSession
 from tests.support.processes import lms, lms_env
 from tests.web.conftest import PASSWORD, WEB_CONFIG, WebStack, csrf_of, post_form, sign_in
 from web.app import create_app
+from workers.accounts import prune
 
 PUBLIC = {"/healthz", "/login", "/invite/{token}", "/static/{path:path}"}
 SAMPLE = {"{id}": "1", "{action}": "note", "{index}": "0", "{token}": "x"}
@@ -197,3 +201,15 @@ def test_set_password_from_the_cli_prompts_or_reads_stdin_and_never_echoes(web_s
     short = lms("users", "set-password", "muster", "carl", "--stdin", env=env, input=b"short\n")
     assert short.returncode == 1 and short.stderr.decode().startswith("error: the password needs at least")
     assert sign_in(web_sqlite.client(), "muster", "carl", "carls new password").status_code == 303
+
+
+def test_sign_in_rows_that_open_nothing_are_forgotten_after_a_week(web: WebStack) -> None:
+    anna = web.sign_in("muster", "anna")
+    assert anna.post("/logout", data={"csrf_token": csrf_of(anna.get("/leads").text)}).status_code == 303
+    web.sign_in("muster", "max")  # still signed in: stays
+    with web.db.session() as session:
+        assert prune(session, now=web.clock() + timedelta(days=1)) == 0  # ended yesterday: kept
+    with web.db.session() as session:
+        assert prune(session, now=web.clock() + timedelta(days=8)) == 1  # ended a week ago: gone
+        rows = session.scalars(select(WebSession)).all()
+    assert len(rows) == 1 and rows[0].revoked_at is None
