@@ -294,7 +294,8 @@ async def lead_page(request: Request) -> Response:
     return render(request, "lead.html", done=done, error=None, form={}, preview=None, **data)
 
 
-async def lead_original(request: Request) -> Response:
+def _original(request: Request, detail: str) -> Any:
+    """The raw mail a lead came from, for a person who may see the lead (the access audited)."""
     ctx = ctx_of(request)
     scope = scope_of(request)
 
@@ -304,28 +305,19 @@ async def lead_original(request: Request) -> Response:
             inbound = session.get(InboundMessage, lead.inbound_id) if lead.inbound_id else None
             if inbound is None:
                 raise HTTPException(404)
-            audit(session, scope, "download", lead.id, ctx.clock(), "the original mail")
+            audit(session, scope, "download", lead.id, ctx.clock(), detail)
             return inbound.raw
 
-    return html_document(await run_in_threadpool(load))
+    return run_in_threadpool(load)
+
+
+async def lead_original(request: Request) -> Response:
+    return html_document(await _original(request, "the original mail"))
 
 
 async def lead_attachment(request: Request) -> Response:
-    ctx = ctx_of(request)
-    scope = scope_of(request)
-
-    def load() -> bytes:
-        with ctx.db.session() as session:
-            lead = visible_lead(session, scope, request.path_params["id"])
-            inbound = session.get(InboundMessage, lead.inbound_id) if lead.inbound_id else None
-            if inbound is None:
-                raise HTTPException(404)
-            audit(
-                session, scope, "download", lead.id, ctx.clock(), f"attachment {request.path_params['index']}"
-            )
-            return inbound.raw
-
-    return attachment_download(await run_in_threadpool(load), request.path_params["index"])
+    index = request.path_params["index"]
+    return attachment_download(await _original(request, f"attachment {index}"), index)
 
 
 ACTIONS = ("assign", "pool", "due", "note", "reply", "preview", "complete", "reopen")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from models.contacts import normalise_phone
+
 # At least seven digits with the separators people write between them.
 _CANDIDATE = re.compile(r"(?:\+|\b00|\(0|\b0)?\d[\d \t/().-]{5,}\d")
 _URL = re.compile(r"https?://\S+|www\.\S+|\S+@\S+", re.I)
@@ -51,14 +53,6 @@ def phones_in_text(text: str, region: str = "", exclude: Collection[str] = ()) -
 
 
 def e164(number: str, region: str) -> str:
-    """One number as written → E.164, or "" (the report shows both)."""
-    cleaned = number.strip()
-    if cleaned.startswith("00"):
-        cleaned = "+" + cleaned[2:]
-    try:
-        parsed = phonenumbers.parse(cleaned, region.upper() or None)
-    except phonenumbers.NumberParseException:
-        return ""
-    if not phonenumbers.is_possible_number(parsed):
-        return ""
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    """One number as written → E.164, or "" (the report shows both): the rule ingest stores
+    contacts by (:func:`models.contacts.normalise_phone`)."""
+    return normalise_phone(number, region) or ""
