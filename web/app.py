@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from web import account, admin, api, leads, unassigned
+from web import account, admin, api, leads, mailboxes, unassigned
 from web.auth import AuthMiddleware, invitation_page, login_page, logout
 from web.context import WebContext
 from web.render import render
@@ -127,6 +127,9 @@ ROUTES = [
     Route("/admin/reasons", admin.reasons_page, methods=["GET"]),
     Route("/admin/reasons/{action}", admin.reasons_action, methods=["POST"]),
     Route("/admin/ops", admin.ops_page, methods=["GET"]),
+    Route("/admin/mailboxes", mailboxes.mailboxes_page, methods=["GET"]),
+    Route("/admin/mailboxes/connect", mailboxes.mailboxes_connect, methods=["POST"]),
+    Route(mailboxes.CALLBACK, mailboxes.mailboxes_callback, methods=["GET"]),
     Route("/admin/ops/retry", admin.ops_retry, methods=["POST"]),
     Route("/settings", account.settings_page, methods=["GET"]),
     Route("/settings/{action}", account.settings_action, methods=["POST"]),

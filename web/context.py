@@ -35,6 +35,10 @@ class WebContext:
     enqueue_send: Callable[[int], None] | None = None
     send_grace: timedelta = timedelta(0)
     static: StaticFiles = field(default_factory=StaticFiles)
+    # Encrypts OAuth2 tokens (LMS_SECRET_KEY) when an admin connects a mailbox here.
+    secret_key: str | None = None
+    # Where browsers reach the pane (LMS_WEB_PUBLIC_URL): the OAuth2 callback's address.
+    public_url: str | None = None
 
     @classmethod
     def from_settings(
@@ -53,6 +57,8 @@ class WebContext:
                 absolute=timedelta(seconds=settings.web_session_max_seconds),
             ),
             secure_cookies=settings.web_secure_cookies,
+            secret_key=settings.secret_key,
+            public_url=settings.web_public_url,
             enqueue_send=enqueue_send,
             send_grace=timedelta(seconds=settings.sweep_grace_seconds) if enqueue_send else timedelta(0),
         )

@@ -121,6 +121,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "attachments": ("Anhänge", "Attachments"),
     "timeline": ("Verlauf", "Timeline"),
     "access_log": ("Zugriffe (Protokoll)", "Access log"),
+    "mailboxes": ("Postfächer", "Mailboxes"),
+    "mailboxes_note": (
+        "Postfächer bei Microsoft 365 oder Google werden mit OAuth2 verbunden. Beim Anbieter "
+        "als Weiterleitungsadresse eintragen:",
+        "Mailboxes at Microsoft 365 or Google connect with OAuth2. Register this redirect "
+        "address with the provider:",
+    ),
+    "mailbox": ("Postfach", "Mailbox"),
+    "provider": ("Anbieter", "Provider"),
+    "connect": ("Verbinden", "Connect"),
+    "connect_again": ("Neu verbinden", "Connect again"),
+    "mailbox_connected": ("Das Postfach ist verbunden.", "The mailbox is connected."),
+    "grant_connected": ("verbunden", "connected"),
+    "grant_not_connected": ("nicht verbunden", "not connected"),
+    "grant_refused": ("abgelehnt – neu verbinden", "refused – connect again"),
+    "no_oauth_mailboxes": (
+        'Kein Postfach mit auth = "xoauth2" in der Händlerdatei.',
+        'No mailbox with auth = "xoauth2" in the dealer file.',
+    ),
     "access_read": ("angesehen", "viewed"),
     "access_change": ("geändert", "changed"),
     "access_download": ("Original geladen", "downloaded the original"),

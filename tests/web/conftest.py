@@ -42,12 +42,13 @@ class WebStack:
         clock: Clock = system_clock,
         smtp: bool = False,
         worker_threads: int | None = None,
+        config: Path = WEB_CONFIG,
     ) -> None:
         self.stack = Stack(
             database_url,
             relay_url=relay_url,
             clock=clock,
-            config=WEB_CONFIG,
+            config=config,
             smtp=smtp,
             worker_threads=worker_threads,
             sweep_grace_seconds=60,
