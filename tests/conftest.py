@@ -5,8 +5,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
-from tests.support.services import PG_ADMIN_DSN, free_port, require, unique
+from tests.support.oauth_server import OAuthServer
+from tests.support.services import PG_ADMIN_DSN, REDIS_URL, free_port, require, unique
 from tests.support.sink import SmtpSink
 
 
@@ -36,5 +38,24 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sink() -> Iterator[SmtpSink]:
     server = SmtpSink(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """Queues of our own on the machine's Redis, deleted afterwards."""
+    require("Redis", "127.0.0.1", 6379)
+    name = unique("lmsq")
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"dramatiq:{name}*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def oauth() -> Iterator[OAuthServer]:
+    """An OAuth2 authorization server of the test's own (Microsoft's and Google's stand-in)."""
+    server = OAuthServer().start()
     yield server
     server.stop()

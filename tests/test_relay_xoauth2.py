@@ -27,13 +27,6 @@ MAILBOX = '\n[[dealers.imap]]\nhost = "127.0.0.1"\nsecurity = "none"\nuser = "le
 
 
 @pytest.fixture
-def oauth() -> Iterator[OAuthServer]:
-    server = OAuthServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def ca(tmp_path: Path) -> TestCA:
     return TestCA(tmp_path / "ca")
 

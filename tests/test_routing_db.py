@@ -8,45 +8,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from intake.store import store_message
 from lms.cli import main
-from models.settings import Settings
 from models.tables import LeadActivity, User
 from tests.support.mails import DEMO_MAILBOX, adf_sample, enquiry, with_attachment
 from tests.support.processes import LmsProcess, lms_env
-from tests.support.services import REDIS_URL, require, unique, wait_until
+from tests.support.services import wait_until
 from tests.support.sink import SmtpSink
-from tests.support.stack import Stack, prepare_database
-from workers.runtime import build_runtime
+from tests.support.stack import Stack, redis_runtime
 
 RULES = Path(__file__).parent / "fixtures" / "dealer_rules.toml"
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    require("Redis", "127.0.0.1", 6379)
-    name = unique("lmsroute")
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"dramatiq:{name}*"):
-        client.delete(key)
-
-
 def test_concurrent_worker_processes_never_hand_out_a_turn_twice_or_skip_anyone(
-    db_url: str, prefix: str, tmp_path: Path
+    db_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    settings = {
-        "database_url": db_url,
-        "broker_url": REDIS_URL,
-        "queue_prefix": prefix,
-        "relay_url": f"maildir://{tmp_path}/outbox",
-    }
-    runtime = build_runtime(Settings(**settings))  # type: ignore[arg-type]
-    prepare_database(runtime)
+    settings, runtime = redis_runtime(db_url, redis_prefix, tmp_path / "outbox")
     total = 60
     for n in range(total):  # stored first, so the workers start on a full queue at once
         store_message(

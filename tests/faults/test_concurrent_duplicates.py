@@ -10,33 +10,18 @@ gave 40 contacts and 10 doubled leads. SQLite is right by its write lock alone.)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import redis
 from sqlalchemy import func, select
 
 from intake.store import store_message
-from models.settings import Settings
 from models.tables import Contact, InboundMessage, Lead, LeadActivity, OutboundMessage
 from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.processes import LmsProcess, lms_env
-from tests.support.services import REDIS_URL, require, unique, wait_until
-from tests.support.stack import prepare_database
-from workers.runtime import build_runtime
+from tests.support.services import wait_until
+from tests.support.stack import redis_runtime
 
 CUSTOMERS = 30
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    require("Redis", "127.0.0.1", 6379)
-    name = unique("lmsdup")
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"dramatiq:{name}*"):
-        client.delete(key)
 
 
 def mails_of(n: int) -> list[bytes]:
@@ -59,16 +44,9 @@ def mails_of(n: int) -> list[bytes]:
 
 
 def test_copies_and_first_mails_at_once_make_one_contact_and_one_lead_each(
-    db_url: str, prefix: str, tmp_path: Path
+    db_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    settings = {
-        "database_url": db_url,
-        "broker_url": REDIS_URL,
-        "queue_prefix": prefix,
-        "relay_url": f"maildir://{tmp_path}/outbox",
-    }
-    runtime = build_runtime(Settings(**settings))  # type: ignore[arg-type]
-    prepare_database(runtime)
+    settings, runtime = redis_runtime(db_url, redis_prefix, tmp_path / "outbox")
     ids = []
     for n in range(CUSTOMERS):
         for raw in mails_of(n):

@@ -16,7 +16,7 @@ from models.migrate import upgrade
 from models.settings import Settings
 from models.tables import InboundMessage, Lead, OutboundMessage
 from tests.support.mails import DEMO_MAILBOX
-from tests.support.services import free_port, unique
+from tests.support.services import REDIS_URL, free_port, unique
 from workers.runtime import Runtime, build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +27,20 @@ def prepare_database(runtime: Runtime, config: Path = DEMO_CONFIG) -> None:
     upgrade(runtime.db)
     with runtime.db.session() as session:
         apply_config(session, load_config_file(config), now=runtime.clock())
+
+
+def redis_runtime(database_url: str, prefix: str, outbox: Path) -> tuple[dict[str, str], Runtime]:
+    """Settings for worker processes on the machine's Redis, and a runtime of the test's own
+    on the same database (migrated and configured) to store mails and watch the outcome."""
+    settings = {
+        "database_url": database_url,
+        "broker_url": REDIS_URL,
+        "queue_prefix": prefix,
+        "relay_url": f"maildir://{outbox}",
+    }
+    runtime = build_runtime(Settings(**settings))  # type: ignore[arg-type]
+    prepare_database(runtime)
+    return settings, runtime
 
 
 class Stack:

@@ -22,13 +22,6 @@ PUBLIC = "https://lms.example"
 
 
 @pytest.fixture
-def oauth() -> Iterator[OAuthServer]:
-    server = OAuthServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def web_oauth(sqlite_url: str, tmp_path: Path, oauth: OAuthServer) -> Iterator[WebStack]:
     """The web dealers, Autohaus Muster with one xoauth2 mailbox ("leads")."""
     text = WEB_CONFIG.read_text()
