@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "templates": "lms.commands.templates:templates",
     "ops": "lms.commands.ops:ops",
     "users": "lms.commands.users:users",
+    "report": "lms.commands.report:report",
 }
 
 

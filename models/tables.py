@@ -349,3 +349,5 @@ OUTBOUND_PENDING_STATES = ("queued", "sending")
 # Tables of other concerns, declared on the same metadata (one line each).
 import models.web_tables  # noqa: E402, F401
 from models import mailbox_tables as _mailbox_tables  # noqa: E402, F401  (OAuth tokens, skipped mails)
+from models import report_tables as _report_tables  # noqa: E402, F401  (lead facts, report settings)
+from models import webhook_tables as _webhook_tables  # noqa: E402, F401  (the webhook outbox)
