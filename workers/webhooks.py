@@ -150,6 +150,8 @@ def set_notifier(engine: Engine, notify: Callable[[list[int]], None] | None) -> 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released (SQLAlchemy fires this for those too): not committed yet
     ids = session.info.pop(_PENDING_KEY, None)
     if not ids:
         return

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from intake.store import store_message
 from models.report_tables import LeadFact
-from models.tables import Lead
+from models.tables import InboundMessage, Lead
 from tests.support.clock import FakeClock
 from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.stack import Stack
@@ -33,8 +33,14 @@ def berlin(text: str) -> datetime:
     )
 
 
+def dealer_file(target: Path, extra: str = "", base: Path = REPORTS_DEALER) -> Path:
+    """The reports dealer with more of its file (webhooks, say) appended to its last table."""
+    target.write_text(base.read_text(encoding="utf-8") + "\n" + extra, encoding="utf-8")
+    return target
+
+
 class SpeedStack:
-    """Our stack on a fake clock, no SMTP and no worker threads: everything runs when called."""
+    """Our stack on a fake clock, no SMTP; without worker threads everything runs when called."""
 
     def __init__(
         self,
@@ -43,6 +49,8 @@ class SpeedStack:
         outbox: Path,
         config: Path = REPORTS_DEALER,
         start: str = "2026-11-02T08:00",
+        worker_threads: int | None = None,
+        **settings: Any,
     ) -> None:
         self.clock = FakeClock(berlin(start))
         self.stack = Stack(
@@ -50,8 +58,9 @@ class SpeedStack:
             relay_url=f"maildir://{outbox}",
             clock=self.clock,
             config=config,
-            worker_threads=None,
+            worker_threads=worker_threads,
             smtp=False,
+            **settings,
         )
         self.db = self.stack.db
         self.runtime = self.stack.runtime
@@ -62,14 +71,19 @@ class SpeedStack:
         return moment
 
     def arrive(
-        self, when: str | datetime, *, sender: str | None = None, subject: str = "Anfrage Golf"
+        self,
+        when: str | datetime,
+        *,
+        sender: str | None = None,
+        subject: str = "Anfrage Golf",
+        body: str = "Guten Tag, ist der Golf noch zu haben?",
     ) -> int:
         """A customer's mail stored at ``when`` and made a lead by ingest at once."""
         now = self.at(when)
         n = next(_serial)
         [stored] = store_message(
             self.db,
-            enquiry(sender=sender or f"Kunde {n} <kunde{n}@example.org>", subject=subject),
+            enquiry(sender=sender or f"Kunde {n} <kunde{n}@example.org>", subject=subject, body=body),
             envelope_from="kunde@example.org",
             recipients=[DEMO_MAILBOX],
             via="smtp",
@@ -77,7 +91,13 @@ class SpeedStack:
         )
         self.runtime.ingest(stored.id)
         with self.db.read() as session:
-            return int(session.scalars(select(Lead.id).where(Lead.inbound_id == stored.id)).one())
+            lead_id = session.scalars(select(Lead.id).where(Lead.inbound_id == stored.id)).first()
+            if lead_id is None:
+                row = session.get(InboundMessage, stored.id)
+                raise AssertionError(
+                    f"no lead made: {row.state if row else None} {row.reason if row else ''}"
+                )
+            return int(lead_id)
 
     def act(
         self, lead_id: int, when: str | datetime, action: Callable[[Any, Lead, datetime], object]
