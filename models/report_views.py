@@ -101,14 +101,15 @@ def _pg_sql(scope: ReportScope, reasons: Sequence[str], *, groups: bool) -> str:
         )
         + f",\n  count(*) FILTER (WHERE first_answer_working_seconds > {lows[-1]}) AS bucket_more"
     )
-    grouping = (
-        "GROUP BY GROUPING SETS ((), (seller_id), (source_id), (type), (arrived_week))"
-        if groups
-        else "GROUP BY GROUPING SETS (())"
-    )
+    if groups:
+        keys = "GROUPING(seller_id, source_id, type, arrived_week) AS grouping_bits,\n  "
+        keys += "seller_id, source_id, type, arrived_week"
+        grouping = "GROUP BY GROUPING SETS ((), (seller_id), (source_id), (type), (arrived_week))"
+    else:  # the totals alone: one aggregate over the rows
+        keys = f"{GROUPING_BITS['totals']} AS grouping_bits"
+        grouping = ""
     return f"""
-SELECT GROUPING(seller_id, source_id, type, arrived_week) AS grouping_bits,
-  seller_id, source_id, type, arrived_week,
+SELECT {keys},
   count(*) AS leads,
   count(first_answer_at) AS answered,
   count(*) FILTER (WHERE answered_within_stage1) AS answered_within_stage1,

@@ -50,12 +50,13 @@ class SpeedStack:
         config: Path = REPORTS_DEALER,
         start: str = "2026-11-02T08:00",
         worker_threads: int | None = None,
+        relay_url: str | None = None,
         **settings: Any,
     ) -> None:
         self.clock = FakeClock(berlin(start))
         self.stack = Stack(
             database_url,
-            relay_url=f"maildir://{outbox}",
+            relay_url=relay_url or f"maildir://{outbox}",
             clock=self.clock,
             config=config,
             worker_threads=worker_threads,
