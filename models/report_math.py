@@ -133,14 +133,15 @@ class Tally:
             code = row["completion_reason"] or "-"
             self.reasons[code] = self.reasons.get(code, 0) + 1
 
-    def figures(self) -> dict[str, Any]:
-        working, wall = sorted(self.working), sorted(self.wall)
+    def figures(self, *, wall: bool = False) -> dict[str, Any]:
+        """``wall``: the wall-clock percentiles too (the report has them for its totals only)."""
+        working, walls = sorted(self.working), sorted(self.wall) if wall else []
         return figures(
             {name: getattr(self, name) for name in COUNTS},
             median_working=percentile_cont(working, 0.5),
             p90_working=percentile_cont(working, 0.9),
-            median_wall=percentile_cont(wall, 0.5),
-            p90_wall=percentile_cont(wall, 0.9),
+            median_wall=percentile_cont(walls, 0.5),
+            p90_wall=percentile_cont(walls, 0.9),
             reasons=self.reasons,
         )
 

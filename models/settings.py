@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     autoresponse_max_age_seconds: float = Field(default=4 * 3600, gt=0)
     send_max_attempts: int = Field(default=8, ge=1)
     # Webhooks (workers/webhooks.py): attempts before a delivery is dead (backoff doubling from
-    # 30 s up to an hour: 12 attempts take about 6 hours), and the timeout of one POST.
+    # 30 s up to an hour: 12 attempts take about 5 hours), and the timeout of one POST.
     webhook_max_attempts: int = Field(default=12, ge=1)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # The actor time limit (Dramatiq TimeLimit middleware), in seconds.
