@@ -20,7 +20,7 @@ def _policy(session: Session, lead: Lead, policy: DealerPolicy | None) -> Dealer
 
 def created(session: Session, policy: DealerPolicy, lead: Lead, *, now: datetime) -> None:
     """A new lead, routed: ``lead.created``, and ``lead.assigned`` when it has an editor."""
-    lead_facts.refresh(session, policy, lead, now=now)
+    lead_facts.created(session, policy, lead, now=now)
     webhooks.emit(session, policy, lead, "lead.created", now=now)
     if lead.editor_id is not None:
         webhooks.emit(session, policy, lead, "lead.assigned", now=now)

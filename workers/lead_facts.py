@@ -106,6 +106,18 @@ def store(session: Session, lead: Lead, facts: ResponseFacts, *, now: datetime) 
     )
 
 
+def created(session: Session, policy: DealerPolicy, lead: Lead, *, now: datetime) -> ResponseFacts | None:
+    """A lead just written by ingest: nothing has happened to it yet, so no history to read (the
+    stage-1 clock started when its mail was stored: ``due_set_at``)."""
+    if lead.format == PROBE_FORMAT:
+        return None
+    arrived = lead.due_set_at or lead.created_at
+    history = LeadHistory(arrived_at=arrived, stage1_due_at=lead.due_at, editor_id=lead.editor_id)
+    facts = compute_facts(history, policy.calendar, policy.config.reports.answered_reasons)
+    store(session, lead, facts, now=now)
+    return facts
+
+
 def refresh(session: Session, policy: DealerPolicy, lead: Lead, *, now: datetime) -> ResponseFacts | None:
     """Recompute and store the lead's facts (none for a probe lead)."""
     if lead.format == PROBE_FORMAT:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from models.report_tables import ReportPreference
 from models.tables import User
+from models.webhook_tables import WebhookDelivery
 from tests.web.conftest import WebStack, post_form
 from workers import lead_actions as actions
 
@@ -89,3 +90,43 @@ def test_supervisors_switch_the_weekly_summary_off_and_on(web: WebStack) -> None
     assert '<option value="on" selected>' in max_.get("/settings").text
     anna = web.sign_in("muster", "anna")  # sellers get no summary: no choice shown
     assert "Wochenbericht" not in anna.get("/settings").text
+
+
+def test_dead_webhooks_on_the_operations_page_and_their_retry(web: WebStack) -> None:
+    now = web.clock()
+    with web.db.session() as session:
+        session.add_all(
+            WebhookDelivery(
+                event_id=f"evt_test{n}",
+                dealer_id=dealer,
+                subscription="crm",
+                event="lead.created",
+                lead_id=None,
+                content_type="application/json",
+                body=b"{}",
+                state="dead",
+                attempts=12,
+                last_error="the receiver answered HTTP 500",
+                created_at=now,
+                updated_at=now,
+            )
+            for n, dealer in enumerate(("muster", "other"))
+        )
+    olga = web.sign_in("muster", "olga")
+    page = olga.get("/admin/ops")
+    assert "Tote Webhook-Zustellungen" in page.text and "the receiver answered HTTP 500" in page.text
+    with web.db.session() as session:
+        ours, theirs = (
+            session.scalars(select(WebhookDelivery).where(WebhookDelivery.dealer_id == d)).one()
+            for d in ("muster", "other")
+        )
+    refused = post_form(
+        olga, "/admin/ops/retry", {"kind": "webhook", "id": str(theirs.id)}, page="/admin/ops"
+    )
+    assert refused.status_code == 404  # another dealer's
+    done = post_form(olga, "/admin/ops/retry", {"kind": "webhook", "id": str(ours.id)}, page="/admin/ops")
+    assert done.status_code == 303 and done.headers["location"] == "/admin/ops?done=0-0-1"
+    with web.db.session() as session:
+        assert session.get(WebhookDelivery, ours.id).state == "queued"  # type: ignore[union-attr]
+        assert session.get(WebhookDelivery, theirs.id).state == "dead"  # type: ignore[union-attr]
+    assert "Webhooks: 1" in olga.get("/admin/ops?done=0-0-1").text
