@@ -73,49 +73,50 @@ REPLIES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "arrives", "answered", "working", "wall", "within"), REPLIES)
-def test_the_first_reply_in_working_and_wall_time(
-    speed: SpeedStack, case: str, arrives: str, answered: str, working: int, wall: int, within: bool
-) -> None:
-    lead = speed.arrive(arrives)
-    speed.reply(lead, answered)
-    speed.reply(lead, berlin(answered) + timedelta(hours=1))  # a second reply changes nothing
-    facts = speed.facts(lead)
-    assert facts is not None, case
-    assert facts.arrived_at == berlin(arrives), case
-    assert facts.first_answer_at == berlin(answered), case
-    assert facts.first_answer_kind == "reply"
-    assert (facts.first_answer_working_seconds, facts.first_answer_wall_seconds) == (working, wall), case
-    assert facts.answered_within_stage1 is within, case
-    assert not facts.escalated_stage1 and not facts.escalated_stage2
+def test_the_first_reply_in_working_and_wall_time(speed: SpeedStack) -> None:
+    """The table, one lead per case (each lead's facts depend on its own times only): answered by
+    a reply, and a second reply an hour later changes nothing."""
+    for case, arrives, answered, working, wall, within in REPLIES:
+        lead = speed.arrive(arrives)
+        speed.reply(lead, answered)
+        speed.reply(lead, berlin(answered) + timedelta(hours=1))
+        facts = speed.facts(lead)
+        assert facts is not None, case
+        assert facts.arrived_at == berlin(arrives), case
+        assert facts.first_answer_at == berlin(answered), case
+        assert facts.first_answer_kind == "reply", case
+        assert (facts.first_answer_working_seconds, facts.first_answer_wall_seconds) == (working, wall), case
+        assert facts.answered_within_stage1 is within, case
+        assert not facts.escalated_stage1 and not facts.escalated_stage2, case
 
 
-@pytest.mark.parametrize(
-    ("reason", "answered"),
-    [
-        ("sold", True),
-        ("no_interest", True),
-        ("bought_elsewhere", True),
-        ("unreachable", False),
-        ("spam", False),
-    ],
-)
+COMPLETIONS = [
+    ("sold", True),
+    ("no_interest", True),
+    ("bought_elsewhere", True),
+    ("unreachable", False),
+    ("spam", False),
+]
+
+
 def test_a_completion_counts_as_the_answer_only_when_its_reason_says_the_customer_was_reached(
-    speed: SpeedStack, reason: str, answered: bool
+    speed: SpeedStack,
 ) -> None:
-    lead = speed.arrive("2026-11-30T10:00")
-    speed.complete(lead, "2026-11-30T15:00", reason)
-    facts = speed.facts(lead)
-    assert facts is not None
-    assert facts.completed_at == berlin("2026-11-30T15:00") and facts.completion_reason == reason
-    assert (facts.completion_working_seconds, facts.completion_wall_seconds) == (5 * HOUR, 5 * HOUR)
-    if answered:
-        assert facts.first_answer_kind == "completion"
-        assert facts.first_answer_at == berlin("2026-11-30T15:00")
-        assert facts.first_answer_working_seconds == 5 * HOUR
-    else:
-        assert facts.first_answer_at is None and facts.first_answer_working_seconds is None
-    assert facts.answered_within_stage1 is False  # due at 12:00
+    for day, (reason, answered) in enumerate(COMPLETIONS, start=1):
+        lead = speed.arrive(f"2026-12-0{day}T10:00")  # Tuesday to Saturday: due at 12:00
+        done = f"2026-12-0{day}T{'13' if day == 5 else '15'}:00"
+        speed.complete(lead, done, reason)
+        facts = speed.facts(lead)
+        assert facts is not None
+        assert facts.completed_at == berlin(done) and facts.completion_reason == reason
+        working = 3 * HOUR if day == 5 else 5 * HOUR  # Saturday closes at 13:00
+        assert (facts.completion_working_seconds, facts.completion_wall_seconds) == (working, working), reason
+        if answered:
+            assert facts.first_answer_kind == "completion", reason
+            assert facts.first_answer_at == berlin(done) and facts.first_answer_working_seconds == working
+        else:
+            assert facts.first_answer_at is None and facts.first_answer_working_seconds is None, reason
+        assert facts.answered_within_stage1 is False  # due at 12:00
 
 
 def test_a_reply_before_the_completion_is_the_answer_and_reopening_keeps_an_answer(speed: SpeedStack) -> None:
