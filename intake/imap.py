@@ -462,7 +462,13 @@ class ImapPoller:
     def _after_commit(self, client: IMAPClient, uid: int) -> None:
         if self.account.after == "move" and self.account.move_to:
             if not client.folder_exists(self.account.move_to):
-                client.create_folder(self.account.move_to)
+                try:
+                    client.create_folder(self.account.move_to)
+                except IMAPClientError as exc:
+                    # Another session made it meanwhile (or the server's LIST lagged behind):
+                    # [ALREADYEXISTS], RFC 5530, is what we wanted.
+                    if "ALREADYEXISTS" not in str(exc).upper():
+                        raise
             client.move([uid], self.account.move_to)
         else:
             flags = [b"\\Seen"] + ([OUR_KEYWORD.encode()] if self._keywords else [])

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "ops": "lms.commands.ops:ops",
     "contacts": "lms.commands.contacts:contacts",
     "users": "lms.commands.users:users",
+    "report": "lms.commands.report:report",
 }
 
 

@@ -106,6 +106,23 @@ class BusinessCalendar:
         begin, _ = next(self._blocks_from(instant))
         return begin
 
+    def working_time(self, start: datetime, end: datetime) -> timedelta:
+        """The working time between two instants: the parts of opening blocks that lie between
+        them (nothing at night, on closed days and holidays; a DST day counts as the clock says).
+        ``end`` before ``start`` is no time at all."""
+        if end <= start:
+            return timedelta(0)
+        total = timedelta(0)
+        zone = self.zone
+        day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+        while day <= last:
+            for begin, finish in self.blocks_on(day):
+                overlap = min(finish, end) - max(begin, start)
+                if overlap > timedelta(0):
+                    total += overlap
+            day += timedelta(days=1)
+        return total
+
     def add_working_time(self, start: datetime, duration: timedelta) -> datetime:
         """The instant when ``duration`` of working time has passed since ``start``. Time
         outside opening hours does not count; a start at night counts from the next opening."""

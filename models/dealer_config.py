@@ -11,7 +11,7 @@ import re
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,6 +90,8 @@ class UserConfig(Strict):
     weight: float = Field(default=1.0, ge=0)
     max_open: int | None = Field(default=None, ge=0)
     absent: list[DateRange] = []
+    # The weekly summary mail (supervisors and admins); the person may change it in the pane.
+    weekly_summary: bool = True
 
 
 class SourceConfig(Strict):
@@ -314,6 +316,44 @@ class ImapConfig(Strict):
         return self
 
 
+WebhookEvent = Literal["lead.created", "lead.assigned", "lead.answered", "lead.completed", "lead.escalated"]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
+
+
+class WebhookConfig(Strict):
+    """A dealer system that takes each lead event as signed JSON (or ADF/XML): README "Webhooks"."""
+
+    url: str
+    name: str | None = None  # stable name of the subscription; default: the URL
+    events: list[WebhookEvent] = Field(min_length=1)
+    secret: str | None = None
+    secret_env: str | None = None
+    format: Literal["json", "adf"] = "json"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WebhookConfig:
+        if not _https_or_loopback(self.url):
+            raise ValueError(f"{self.url!r}: a webhook URL must be https:// (http:// only on loopback)")
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError("give exactly one of 'secret' and 'secret_env'")
+        if self.secret is not None and len(self.secret) < 16:
+            raise ValueError("the secret is too short to sign with (at least 16 characters)")
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("an event is named twice")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.name or self.url
+
+
+class ReportsConfig(Strict):
+    # Completion reasons that say the customer was reached: completing a lead with one of them
+    # before any reply counts as its first answer (models.response_facts).
+    answered_reasons: list[Slug] = ["sold", "bought_elsewhere", "no_interest"]
+    weekly_summary: bool = True  # the weekly summary mail of the dealer at all
+
+
 class CompletionReasonConfig(Strict):
     code: Slug
     label: str = Field(min_length=1)
@@ -345,6 +385,8 @@ class DealerConfig(Strict):
     imap: list[ImapConfig] = []
     completion_reasons: list[CompletionReasonConfig] = []
     retention: RetentionConfig = RetentionConfig()
+    webhooks: list[WebhookConfig] = []
+    reports: ReportsConfig = ReportsConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -406,6 +448,11 @@ def _check_references(config: FileConfig) -> None:
                     f"{where}.users[{u_index}].supervisor",
                     f"unknown user {user.supervisor!r}",
                 )
+        hooks: set[str] = set()
+        for w_index, hook in enumerate(dealer.webhooks):
+            if hook.key in hooks:
+                raise ConfigError(f"{where}.webhooks[{w_index}]", f"webhook {hook.key!r} appears twice")
+            hooks.add(hook.key)
         assignments = [("distribution.default", dealer.distribution.default)] + [
             (f"distribution.rules[{i}].assign", rule.assign)
             for i, rule in enumerate(dealer.distribution.rules)
@@ -504,4 +551,8 @@ def redacted(dealer: dict[str, Any]) -> dict[str, Any]:
             shown["oauth"] = {**shown["oauth"], "client_secret": SECRET}
         boxes.append(shown)
     copy["imap"] = boxes
+    copy["webhooks"] = [
+        {**hook, "secret": SECRET} if hook.get("secret") is not None else dict(hook)
+        for hook in dealer.get("webhooks", [])
+    ]
     return copy

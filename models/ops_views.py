@@ -1,5 +1,5 @@
 """The operations view (``lms ops status``, ``/api/ops/status``): counts per state, queue depths,
-the oldest pending row, dead letters, IMAP mailboxes."""
+the oldest pending row, dead letters, IMAP mailboxes, webhook deliveries."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from models.tables import (
     InboundMessage,
     OutboundMessage,
 )
+from models.webhook_tables import WEBHOOK_PENDING_STATES, WebhookDelivery
 
 
 def ops_status(
@@ -46,6 +47,19 @@ def ops_status(
             )
         ),
     ]
+    hook_where = [WebhookDelivery.dealer_id == dealer] if dealer else []
+    hooks = dict(
+        session.execute(
+            select(WebhookDelivery.state, func.count()).where(*hook_where).group_by(WebhookDelivery.state)
+        ).all()
+    )
+    oldest.append(
+        session.scalar(
+            select(func.min(WebhookDelivery.created_at)).where(
+                WebhookDelivery.state.in_(WEBHOOK_PENDING_STATES), *hook_where
+            )
+        )
+    )
     pending = [t for t in oldest if t is not None]
     oldest_seconds = max(0.0, (now - min(pending)).total_seconds()) if pending else 0
     failed_outbound = outbound.get("failed", 0)
@@ -54,7 +68,8 @@ def ops_status(
         "outbound": outbound,
         "queues": queues,
         "oldest_pending_seconds": round(oldest_seconds),
-        "dead": inbound.get("dead", 0) + outbound.get("dead", 0),
+        "dead": inbound.get("dead", 0) + outbound.get("dead", 0) + hooks.get("dead", 0),
+        "webhooks": hooks,
         "failed": failed_outbound,
         "imap": [b for b in imap_view(session) if dealer is None or b["mailbox"].startswith(f"{dealer}:")],
         "oauth": [g for g in oauth_view(session) if dealer is None or g.get("dealer") == dealer],

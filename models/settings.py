@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # sent again; 0: four times the relay timeout, at least a minute. Longer than any real
     # send, or a slow relay gets the same mail twice.
     send_lease_seconds: float = Field(default=0, ge=0)
+    # Webhooks (workers/webhooks.py): attempts before a delivery is dead (backoff doubling from
+    # 30 s up to an hour: 12 attempts take about 5 hours), and the timeout of one POST.
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # The actor time limit (Dramatiq TimeLimit middleware), in seconds.
     actor_time_limit_seconds: float = Field(default=120.0, gt=0)
     # Authentication-Results authserv-id(s) our receiving mail server writes (RFC 8601),

@@ -118,6 +118,87 @@ def test_adding_working_time(
     assert result == due.astimezone(UTC), case
 
 
+@pytest.mark.parametrize(
+    ("case", "cal", "start", "end", "minutes"),
+    [
+        ("inside one block", calendar(), "2026-11-30T09:00", "2026-11-30T09:45", 45),
+        ("both at night: nothing", calendar(), "2026-11-30T19:00", "2026-11-30T22:00", 0),
+        ("from night into the morning", calendar(), "2026-11-30T05:00", "2026-11-30T08:20", 20),
+        (
+            "over the lunch break: 12:00-12:30 and 13:30-14:00",
+            calendar({**WEEK, "mon": "08:00-12:30, 13:30-18:00"}),
+            "2026-11-30T12:00",
+            "2026-11-30T14:00",
+            60,
+        ),
+        (
+            "Friday 17:00 to Monday 09:00: 1 h Fri, 4 h Sat, Sunday closed, 1 h Mon",
+            calendar(),
+            "2026-11-27T17:00",
+            "2026-11-30T09:00",
+            6 * 60,
+        ),
+        (
+            "over Christmas (DE-BY, 24th closed): 1 h on the 23rd, 1 h on the 28th",
+            calendar(holidays="DE-BY", closed=["2026-12-24"]),
+            "2026-12-23T17:00",
+            "2026-12-28T09:00",
+            2 * 60,
+        ),
+        (
+            "Epiphany in Bavaria: the whole 6 January does not count",
+            calendar(holidays="DE-BY"),
+            "2026-01-05T17:00",
+            "2026-01-07T09:00",
+            2 * 60,
+        ),
+        (
+            "spring forward, open all day: 01:30 to 04:30 on the clock is 2 h",
+            calendar(ALWAYS),
+            "2026-03-29T01:30",
+            "2026-03-29T04:30",
+            120,
+        ),
+        (
+            "fall back, open all day: 01:30 to 03:30 on the clock is 3 h",
+            calendar(ALWAYS),
+            "2026-10-25T01:30",
+            "2026-10-25T03:30",
+            180,
+        ),
+        (
+            "the DST Sunday closed, Saturday and Monday blocks as on the clock",
+            calendar(),
+            "2026-03-28T12:00",
+            "2026-03-30T09:00",
+            60 + 60,
+        ),
+        (
+            "a block ending at 24:00",
+            calendar({"mon": "18:00-24:00"}),
+            "2026-11-30T23:00",
+            "2026-12-01T10:00",
+            60,
+        ),
+        ("end before start: nothing", calendar(), "2026-11-30T10:00", "2026-11-30T09:00", 0),
+        ("a week: 5 x 10 h + 4 h", calendar(), "2026-11-30T00:00", "2026-12-07T00:00", 54 * 60),
+    ],
+)
+def test_working_time_between_two_instants(
+    case: str, cal: BusinessCalendar, start: str, end: str, minutes: int
+) -> None:
+    span = cal.working_time(local(start).astimezone(UTC), local(end).astimezone(UTC))
+    assert span == timedelta(minutes=minutes), case
+
+
+def test_working_time_and_adding_working_time_agree() -> None:
+    cal = calendar({**WEEK, "mon": "08:00-12:30, 13:30-18:00"}, holidays="DE-BY", closed=["2026-12-24"])
+    start = local("2026-12-21T11:17").astimezone(UTC)
+    for hours in (0.5, 2, 7, 13, 31):
+        due = cal.add_working_time(start, timedelta(hours=hours))
+        assert cal.working_time(start, due) == timedelta(hours=hours)
+
+
 def test_elapsed_hours_across_the_dst_change_are_real_hours() -> None:
     start = local("2026-03-29T01:30").astimezone(UTC)
     assert calendar(ALWAYS).add_working_time(start, timedelta(hours=2)) - start == timedelta(hours=2)

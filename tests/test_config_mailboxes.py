@@ -44,7 +44,7 @@ def write(tmp_path: Path, imap: str) -> str:
         (
             'host = "imap.example.com"\nsecurity = "none"\nuser = "a"\npassword = "p"\n',
             "dealers[0].imap[0]",
-            'security = "none" sends the password in clear: refused for \'imap.example.com\'',
+            "security = \"none\" sends the password in clear: refused for 'imap.example.com'",
         ),
         (
             'host = "h.example"\nuser = "a"\nauth = "xoauth2"\n',
@@ -75,8 +75,15 @@ def write(tmp_path: Path, imap: str) -> str:
             "cannot read",
         ),
     ],
-    ids=["clear-text-to-the-internet", "no-oauth", "oauth-and-password", "oauth-without-xoauth2",
-         "generic-without-endpoint", "token-endpoint-in-clear", "missing-ca-file"],
+    ids=[
+        "clear-text-to-the-internet",
+        "no-oauth",
+        "oauth-and-password",
+        "oauth-without-xoauth2",
+        "generic-without-endpoint",
+        "token-endpoint-in-clear",
+        "missing-ca-file",
+    ],
 )
 def test_unsafe_or_incomplete_mailbox_settings_are_refused_with_key_and_reason(
     cli: CliRunner, tmp_path: Path, imap: str, key: str, reason: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from intake.store import store_message
 from lms.cli import main
 from models.lead_views import list_leads
 from models.tables import Base, InboundMessage, Lead, OutboundMessage
+from models.webhook_tables import WebhookDelivery
 from tests.support.clock import FakeClock
 from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.stack import DEMO_CONFIG, Stack
@@ -33,9 +35,23 @@ ERIKA = enquiry(
 JONAS = "Hallo, ist der Tiguan noch da?\nJonas Weber"
 
 
+# The dealer hands its leads to a CRM: the webhook bodies hold the person's data too. Nobody
+# delivers them here (no workers), so they wait, as they would while the CRM is down.
+CRM = (
+    '\n[[dealers.webhooks]]\nname = "crm"\nurl = "http://127.0.0.1:9/hook"\n'
+    'events = ["lead.created", "lead.answered"]\nsecret = "a-long-shared-secret-for-the-crm"\n'
+)
+
+
 @pytest.fixture
 def stack(db_url: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(db_url, relay_url=f"maildir://{tmp_path}/outbox", smtp=False, worker_threads=None)
+    for asset in ("header.png", "expose.pdf"):
+        shutil.copy(DEMO_CONFIG.parent / asset, tmp_path / asset)
+    config = tmp_path / "dealer.toml"
+    config.write_text(DEMO_CONFIG.read_text() + CRM)
+    s = Stack(
+        db_url, relay_url=f"maildir://{tmp_path}/outbox", smtp=False, worker_threads=None, config=config
+    )
     yield s
     s.close()
 
@@ -107,6 +123,9 @@ def test_erasure_leaves_no_trace_of_the_person_but_keeps_the_counts(stack: Stack
     for trace in ("erika@example.org", "Erika", "Mustermann", "2223334", "erika-1@example.org"):
         assert trace not in after, f"{trace!r} is still stored"
     assert "jonas@example.net" in after  # the other customer untouched
+    with stack.db.read() as session:
+        hooks = {(h.lead_id, h.state) for h in session.scalars(select(WebhookDelivery))}
+    assert hooks == {(lead.id, "erased"), (other.id, "queued")}  # Erika's never goes out
     with stack.db.read() as session:
         kept = session.get(Lead, lead.id)
         assert kept is not None and kept.anonymised_at is not None

@@ -1,33 +1,48 @@
-"""A person's own settings: language, password, sign-out everywhere."""
+"""A person's own settings: language, password, sign-out everywhere, the weekly summary mail."""
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from models.policy import load_policy
+from models.tables import User
 from models.web_tables import WebAccount
 from web.auth import _set_session_cookie, client_address, form_of
 from web.context import ctx_of
 from web.render import render
 from web.scope import user_of
-from workers import accounts
+from workers import accounts, weekly_summary
 
 
 async def settings_page(request: Request) -> Response:
     ctx = ctx_of(request)
     me = user_of(request)
 
-    def load() -> str | None:
+    def load() -> tuple[str | None, bool | None]:
         with ctx.db.session() as session:
             account = session.get(WebAccount, me.id)
-            return account.language if account else None
+            return account.language if account else None, _weekly(session, me)
 
-    chosen = await run_in_threadpool(load)
+    chosen, weekly = await run_in_threadpool(load)
     return render(
-        request, "settings.html", chosen=chosen, error=None, done=request.query_params.get("done", "")
+        request,
+        "settings.html",
+        chosen=chosen,
+        weekly=weekly,
+        error=None,
+        done=request.query_params.get("done", ""),
     )
+
+
+def _weekly(session: Session, me: User) -> bool | None:
+    """Whether the person gets the weekly summary (None: their role gets none)."""
+    if me.role not in weekly_summary.RECIPIENT_ROLES:
+        return None
+    return weekly_summary.wants_summary(session, load_policy(session, me.dealer_id), me)
 
 
 async def settings_action(request: Request) -> Response:
@@ -46,8 +61,21 @@ async def settings_action(request: Request) -> Response:
         try:
             await run_in_threadpool(save_language)
         except accounts.AccountError as exc:
-            return render(request, "settings.html", status=422, chosen=None, error=str(exc), done="")
+            return render(
+                request, "settings.html", status=422, chosen=None, weekly=None, error=str(exc), done=""
+            )
         return RedirectResponse("/settings?done=language", status_code=303)
+    if action == "weekly_summary" and me.role in weekly_summary.RECIPIENT_ROLES:
+
+        def save_weekly() -> None:
+            with ctx.db.session() as session:
+                user = accounts.find_user(session, me.dealer_id, me.username)
+                weekly_summary.set_preference(
+                    session, user, form.get("weekly_summary") == "on", now=ctx.clock()
+                )
+
+        await run_in_threadpool(save_weekly)
+        return RedirectResponse("/settings?done=weekly_summary", status_code=303)
     if action != "password":
         raise HTTPException(404)
     error = None
@@ -75,4 +103,4 @@ async def settings_action(request: Request) -> Response:
             response = RedirectResponse("/settings?done=password", status_code=303)
             _set_session_cookie(ctx, response, cookie)  # this browser stays signed in
             return response
-    return render(request, "settings.html", status=422, chosen=None, error=error, done="")
+    return render(request, "settings.html", status=422, chosen=None, weekly=None, error=error, done="")

@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from models.ops_views import ops_status
 from models.tables import InboundMessage, OutboundMessage
+from models.webhook_tables import WebhookDelivery
 from web.auth import form_of
 from web.context import ctx_of
 from web.render import render
@@ -99,7 +100,26 @@ def _ops_context(request: Request) -> dict[str, Any]:
                 .limit(200)
             )
         )
+        hooks = list(
+            session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.dealer_id == scope.dealer_id, WebhookDelivery.state == "dead")
+                .order_by(WebhookDelivery.id.desc())
+                .limit(200)
+            )
+        )
         return {
+            "webhooks": [
+                {
+                    "id": r.id,
+                    "event": r.event,
+                    "subscription": r.subscription,
+                    "lead_id": r.lead_id,
+                    "attempts": r.attempts,
+                    "error": r.last_error,
+                }
+                for r in hooks
+            ],
             "ops": status,
             "inbound": [
                 {"id": r.id, "state": r.state, "at": r.received_at, "error": r.error, "attempts": r.attempts}
@@ -133,10 +153,18 @@ async def ops_retry(request: Request) -> Response:
     form = await form_of(request)
     kind = form.get("kind", "")
 
-    def work() -> tuple[int, int]:
+    def work() -> tuple[int, int, int]:
         now = ctx.clock()
         with ctx.db.session() as session:
+            hooks: list[int] = []
             if kind == "all":
+                hooks = list(
+                    session.scalars(
+                        select(WebhookDelivery.id).where(
+                            WebhookDelivery.dealer_id == scope.dealer_id, WebhookDelivery.state == "dead"
+                        )
+                    )
+                )
                 ins = list(
                     session.scalars(
                         select(InboundMessage.id).where(
@@ -151,6 +179,11 @@ async def ops_retry(request: Request) -> Response:
                         )
                     )
                 )
+            elif kind == "webhook":
+                hook = session.get(WebhookDelivery, parse_id(form.get("id", "")))
+                if hook is None or hook.dealer_id != scope.dealer_id:
+                    raise HTTPException(404)
+                ins, outs, hooks = [], [], [hook.id]
             else:
                 row: InboundMessage | OutboundMessage | None
                 if kind == "inbound":
@@ -164,7 +197,9 @@ async def ops_retry(request: Request) -> Response:
                 ins, outs = ([row.id], []) if kind == "inbound" else ([], [row.id])
             n_in = sum(retry(session, now=now, inbound_id=i).inbound for i in ins)
             n_out = sum(retry(session, now=now, outbound_id=o).outbound for o in outs)
-            return n_in, n_out
+            n_hooks = sum(retry(session, now=now, webhook_id=h).webhooks for h in hooks)
+            return n_in, n_out, n_hooks
 
-    n_in, n_out = await run_in_threadpool(work)
-    return RedirectResponse(f"/admin/ops?done={n_in}-{n_out}", status_code=303)
+    n_in, n_out, n_hooks = await run_in_threadpool(work)
+    done = f"{n_in}-{n_out}" + (f"-{n_hooks}" if n_hooks else "")
+    return RedirectResponse(f"/admin/ops?done={done}", status_code=303)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from web import account, admin, api, leads, mailboxes, unassigned
+from web import account, admin, api, leads, mailboxes, reports, unassigned
 from web.auth import AuthMiddleware, invitation_page, login_page, logout
 from web.context import WebContext
 from web.render import render
@@ -131,11 +131,13 @@ ROUTES = [
     Route("/admin/mailboxes/connect", mailboxes.mailboxes_connect, methods=["POST"]),
     Route(mailboxes.CALLBACK, mailboxes.mailboxes_callback, methods=["GET"]),
     Route("/admin/ops/retry", admin.ops_retry, methods=["POST"]),
+    Route("/reports", reports.reports_page, methods=["GET"]),
     Route("/settings", account.settings_page, methods=["GET"]),
     Route("/settings/{action}", account.settings_action, methods=["POST"]),
     Route("/api/leads", api.api_leads, methods=["GET"]),
     Route("/api/leads/{id}", api.api_lead, methods=["GET"]),
     Route("/api/ops/status", api.api_ops_status, methods=["GET"]),
+    Route("/api/report", reports.api_report, methods=["GET"]),
 ]
 
 

@@ -14,6 +14,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, format_timedelta
 
 from templates_email import labels
+from web.report_texts import REPORT_TEXTS
 
 LANGUAGES = ("de", "en")
 
@@ -233,6 +234,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "nobody": ("niemand", "nobody"),
     "skip_to_content": ("Zum Inhalt", "Skip to content"),
 }
+
+TEXTS.update(REPORT_TEXTS)  # the reports page (issue 16)
 
 ACTIVITY_LABELS: dict[str, tuple[str, str]] = {
     "received": ("Eingegangen", "Received"),

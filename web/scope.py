@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from models.lead_scope import LeadScope
+from models.report_views import ReportScope
 from models.tables import InboundMessage, Lead, User
 
 MAX_ID = 2**63 - 1  # BIGINT: a longer number is no id of ours, and PostgreSQL would refuse it
@@ -58,6 +59,16 @@ def require_admin(scope: LeadScope) -> None:
 def require_unassigned(scope: LeadScope) -> None:
     if not scope.handles_unassigned:
         raise HTTPException(404)
+
+
+def report_scope(scope: LeadScope) -> ReportScope:
+    """Whose figures the reports show: an admin the dealer's, a supervisor their team's and the
+    pool's (as their leads list); a seller has no reports page."""
+    if scope.is_admin:
+        return ReportScope(scope.dealer_id)
+    if scope.role != "supervisor":
+        raise HTTPException(404)
+    return ReportScope(scope.dealer_id, scope.editors)
 
 
 def dealer_users(session: Session, scope: LeadScope) -> list[User]:

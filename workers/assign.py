@@ -24,6 +24,7 @@ from models.dealer_config import DistributionConfig
 from models.policy import DealerPolicy
 from models.routing import Decision, LeadFacts, Person, RotationState, decide, keys_for
 from models.tables import Lead, LeadActivity, RotationCounter, User
+from workers import lead_events
 
 
 class RoutingConflict(Exception):
@@ -202,6 +203,7 @@ def route_lead(
     )
     decision = decide_for(policy, snap, facts, now=now, exclude=exclude)
     apply_decision(session, policy, lead, decision, snap.user_ids, now=now, prefix=prefix)
+    lead_events.assigned(session, lead, now=now, policy=policy)  # facts and webhooks (issue 16)
     return decision
 
 
@@ -216,6 +218,7 @@ def reassign(session: Session, lead: Lead, username: str, *, by: str, reason: st
     session.add(
         LeadActivity(lead_id=lead.id, at=now, kind="assigned", text=text, data={"by": by, "reason": reason})
     )
+    lead_events.assigned(session, lead, now=now)  # facts and webhooks (issue 16)
     return user
 
 

@@ -25,7 +25,7 @@ from models.db import Database, dialect_insert
 from models.escalation import LeadClock, Step, first_due, plan
 from models.policy import DealerPolicy, policy_for
 from models.tables import Contact, Dealer, EscalationEvent, Lead, LeadActivity, User
-from workers import outbox
+from workers import lead_events, outbox
 from workers.render.context import lead_context
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ def _fire(
             text=f"{step.stage} due {step.nominal.isoformat()}: {who} informed",
         )
     )
+    lead_events.escalated(session, policy, lead, step.stage, now=now)  # facts and webhooks (issue 16)
     action = policy.escalation.stage2_action
     if step.stage == "stage2" and action != "inform":
         supervisor = recipients[0] if recipients else None
@@ -168,6 +169,7 @@ def _fire(
                 text=f"Stage 2: moved to {target}",
             )
         )
+        lead_events.assigned(session, lead, now=now, policy=policy)
     return mails
 
 

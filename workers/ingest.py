@@ -55,7 +55,7 @@ from models.tables import (
     Source,
     User,
 )
-from workers import outbox
+from workers import lead_events, outbox
 from workers.assign import (
     RoutingConflict,
     RoutingSnapshot,
@@ -669,6 +669,7 @@ def _apply_enquiry(
     if enquiry.sender_check_detail:
         _activity(session, lead, now, "sender_check", enquiry.sender_check_detail)
     apply_decision(session, policy, lead, decision, plan.user_ids, now=now)
+    lead_events.created(session, policy, lead, now=now)  # facts and webhooks (issue 16)
     return lead, True
 
 

@@ -13,7 +13,7 @@ from intake.parsing.our_mail import reply_address
 from models.escalation import parse_when
 from models.policy import DealerPolicy, load_policy
 from models.tables import CompletionReason, Contact, InboundMessage, Lead, LeadActivity, User
-from workers import outbox
+from workers import lead_events, outbox
 from workers.assign import reassign
 from workers.escalations import change_due, reschedule
 from workers.render.blocks import FramedMail
@@ -127,6 +127,7 @@ def reply(
     lead.reacted_at = now
     lead.last_activity_at = now
     reschedule(session, policy, lead, now=now)  # the reaction stops the clock
+    lead_events.answered(session, lead, now=now, by=by.username, policy=policy)
     return outbound_id
 
 
@@ -167,6 +168,7 @@ def complete(session: Session, lead: Lead, code: str, *, by: str, now: datetime)
             lead_id=lead.id, at=now, kind="completed", text=f"Completed by {by}: {reason.label}", data={}
         )
     )
+    lead_events.completed(session, lead, now=now)
     return reason
 
 
@@ -188,6 +190,7 @@ def reopen(session: Session, lead: Lead, *, by: str, now: datetime) -> None:
         )
     )
     reschedule(session, load_policy(session, lead.dealer_id), lead, now=now)
+    lead_events.reopened(session, lead, now=now)
 
 
 def to_pool(session: Session, lead: Lead, *, by: str, reason: str, now: datetime) -> None:
@@ -201,3 +204,4 @@ def to_pool(session: Session, lead: Lead, *, by: str, reason: str, now: datetime
     session.add(
         LeadActivity(lead_id=lead.id, at=now, kind="assigned", text=text, data={"by": by, "reason": reason})
     )
+    lead_events.assigned(session, lead, now=now)

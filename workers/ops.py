@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models.tables import InboundMessage, OutboundMessage
+from workers import webhooks
 
 RETRYABLE = ("failed", "dead")
 
@@ -17,6 +18,7 @@ RETRYABLE = ("failed", "dead")
 class Retried:
     inbound: int
     outbound: int
+    webhooks: int = 0
 
 
 def retry(
@@ -26,6 +28,7 @@ def retry(
     inbound_id: int | None = None,
     outbound_id: int | None = None,
     all_failed: bool = False,
+    webhook_id: int | None = None,
 ) -> Retried:
     """Put dead or failed rows back in the pipeline, due now (the sweeper picks them up at once)."""
     n_in = n_out = 0
@@ -43,4 +46,5 @@ def retry(
         n_out = session.execute(
             query.values(state="queued", attempts=0, next_attempt_at=now, updated_at=now)
         ).rowcount  # type: ignore[attr-defined]
-    return Retried(n_in, n_out)
+    n_hooks = webhooks.retry(session, now=now, delivery_id=webhook_id, all_failed=all_failed)
+    return Retried(n_in, n_out, n_hooks)

@@ -1,5 +1,5 @@
 """The one way any mail leaves: autoresponse, reply, forward, new-lead notification, reminder,
-stage 1, stage 2, invitation, test mail.
+stage 1, stage 2, invitation, weekly summary, test mail.
 
 A mail is described as plain data (:class:`MailSpec`, built inside the transaction that read
 the lead), prepared outside any transaction (:func:`prepare`: Message-ID, rendering in the
@@ -40,11 +40,12 @@ MESSAGE_ID_CODES = {
     "stage1": "esc",
     "stage2": "esc",
     "invitation": "inv",
+    "weekly_summary": "wk",
     "test": "test",
     "preview": "preview",
 }
 FRAMED = ("autoresponse", "test", "preview")
-TEXT = ("notification", "reminder", "stage1", "stage2", "invitation")
+TEXT = ("notification", "reminder", "stage1", "stage2", "invitation", "weekly_summary")
 # Mails to the customer (a bouncing address gets none).
 CUSTOMER_KINDS = ("autoresponse", "reply")
 # A person's mail on the lead's timeline is its own kind; what the system sends about a lead

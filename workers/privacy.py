@@ -32,6 +32,7 @@ from models.tables import (
     LeadActivity,
     OutboundMessage,
 )
+from models.webhook_tables import WebhookDelivery
 
 ERASED = "(erased)"
 # What of a vehicle says nothing about the person and stays for reports.
@@ -201,6 +202,15 @@ def _anonymise_lead(session: Session, lead: Lead, now: datetime) -> None:
     lead.reply_token = None
     lead.anonymised_at = now
     session.execute(update(LeadActivity).where(LeadActivity.lead_id == lead.id).values(text=ERASED, data={}))
+    # Webhook bodies hold the lead as it was sent (or was to be sent): they go too, and what was
+    # not delivered yet is never sent nor replayed.
+    hooks = update(WebhookDelivery).where(WebhookDelivery.lead_id == lead.id)
+    session.execute(
+        hooks.where(WebhookDelivery.state != "delivered").values(
+            state="erased", next_attempt_at=None, last_error=ERASED, updated_at=now
+        )
+    )
+    session.execute(hooks.values(body=b""))
 
 
 def _delete_raw(rows: list[Any], now: datetime, *, addresses: bool = False) -> None:

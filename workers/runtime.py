@@ -28,6 +28,7 @@ from models.db import Database
 from models.policy import policy_for
 from models.settings import Settings
 from models.tables import Dealer, InboundMessage
+from workers import webhooks
 from workers.accounts import prune as prune_sign_ins
 from workers.broker import make_broker, queue_depths
 from workers.coalesce import Coalescer
@@ -38,8 +39,12 @@ from workers.parse_facts import ReceivingSide, TxtResolver
 from workers.privacy import apply_retention
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
+from workers.weekly_summary import WeeklyResult, WeeklySummaries
 
 log = logging.getLogger(__name__)
+
+# How often the scheduler asks whether a dealer's weekly summary is due.
+WEEKLY_CHECK_SECONDS = 60.0
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Runtime:
     ingest_gate: AbstractContextManager[Any] | None = None
     ingest_actor: dramatiq.Actor = field(init=False)
     send_actor: dramatiq.Actor = field(init=False)
+    webhook_actor: dramatiq.Actor = field(init=False)
+    weekly: WeeklySummaries = field(init=False)
     _ingest_queue: Coalescer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -76,6 +83,22 @@ class Runtime:
             queue_name=f"{prefix}.send",
             priority=0,
             options=dict(options),
+        )
+        # Webhooks (issue 16): their own outbox and queue; events written in any transaction
+        # of this process are handed on after its commit (workers.webhooks.set_notifier).
+        self.webhook_actor = dramatiq.Actor(
+            self._deliver_webhooks,
+            broker=self.broker,
+            actor_name=f"{prefix}.webhook",
+            queue_name=f"{prefix}.webhook",
+            priority=0,
+            options=dict(options),
+        )
+        webhooks.set_notifier(self.db.engine, self.enqueue_webhooks)
+        self.weekly = WeeklySummaries(
+            self.db,
+            grace=self.grace,
+            public_url=self.settings.web_public_url or f"http://{self.settings.web_listen}",
         )
 
     @property
@@ -124,6 +147,17 @@ class Runtime:
         """One message for mails that travel together (a lead's answer, forward and notification)."""
         self.send_actor.send([outbound_ids] if isinstance(outbound_ids, int) else list(outbound_ids))
 
+    def enqueue_webhooks(self, delivery_ids: list[int]) -> None:
+        """One message per subscription is enough: its actor sends everything due, in order."""
+        for delivery_id in delivery_ids:
+            self.webhook_actor.send(delivery_id)
+
+    @property
+    def webhook_policy(self) -> webhooks.WebhookPolicy:
+        return webhooks.WebhookPolicy(
+            max_attempts=self.settings.webhook_max_attempts, timeout=self.settings.webhook_timeout_seconds
+        )
+
     # -- actor bodies -----------------------------------------------------------------------
     def ingest(self, inbound_ids: int | list[int]) -> None:
         if self.ingest_gate is not None:
@@ -171,6 +205,25 @@ class Runtime:
         ids = [outbound_ids] if isinstance(outbound_ids, int) else list(outbound_ids)
         return send_outbound(self.db, ids, self.relay, now=self.clock(), policy=self.send_policy)
 
+    def _deliver_webhooks(self, delivery_id: int) -> None:
+        self.deliver_webhooks(delivery_id)
+
+    def deliver_webhooks(self, delivery_id: int) -> webhooks.Drained | None:
+        """Everything due of the subscription this row belongs to, in order."""
+        found = webhooks.subscription_of(self.db, delivery_id)
+        if found is None:
+            return None
+        drained = webhooks.deliver_subscription(self.db, *found, clock=self.clock, policy=self.webhook_policy)
+        if drained.more:
+            self.webhook_actor.send(delivery_id)
+        return drained
+
+    def weekly_summaries_once(self, now: datetime | None = None) -> WeeklyResult:
+        result = self.weekly.run(now=now or self.clock())
+        if result.outbound_ids:
+            announce(self.enqueue_send, result.outbound_ids)
+        return result
+
     # -- sweeper ----------------------------------------------------------------------------
     def sweep_once(self, now: datetime | None = None) -> SweepResult:
         return sweep(
@@ -179,6 +232,7 @@ class Runtime:
             grace=self.grace,
             enqueue_ingest=self.enqueue_ingest,
             enqueue_send=self.enqueue_send,
+            enqueue_webhook=lambda delivery_id: self.enqueue_webhooks([delivery_id]),
         )
 
     def escalate_once(self, now: datetime | None = None) -> PassResult:
@@ -193,6 +247,7 @@ class Runtime:
             return {}
         self.broker.declare_queue(self.ingest_actor.queue_name)
         self.broker.declare_queue(self.send_actor.queue_name)
+        self.broker.declare_queue(self.webhook_actor.queue_name)
         return queue_depths(self.broker)
 
     def retention_once(self, now: datetime | None = None) -> dict[str, int]:
@@ -225,6 +280,7 @@ class Runtime:
         return worker
 
     def close(self) -> None:
+        webhooks.set_notifier(self.db.engine, None)
         if self._ingest_queue is not None:
             self._ingest_queue.close()
         self.broker.close()
@@ -256,7 +312,7 @@ class Scheduler:
         self._thread.start()
 
     def _loop(self) -> None:
-        last_sweep = last_retention = 0.0
+        last_sweep = last_retention = last_weekly = 0.0
         while not self._stop.is_set():
             wait = self.tick
             try:
@@ -266,6 +322,9 @@ class Scheduler:
                 if time.monotonic() - last_retention >= self.runtime.settings.retention_interval_seconds:
                     self.runtime.retention_once()
                     last_retention = time.monotonic()
+                if time.monotonic() - last_weekly >= WEEKLY_CHECK_SECONDS:
+                    self.runtime.weekly_summaries_once()  # issue 16
+                    last_weekly = time.monotonic()
                 result = self.runtime.escalate_once()
                 if result.fired or result.skipped:
                     log.info("escalations fired: %s (skipped %d)", result.fired, result.skipped)

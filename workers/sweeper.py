@@ -22,6 +22,7 @@ from models.tables import (
     InboundMessage,
     OutboundMessage,
 )
+from workers import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 class SweepResult:
     inbound: int
     outbound: int
+    webhooks: int = 0
 
 
 def sweep(
@@ -39,6 +41,7 @@ def sweep(
     grace: timedelta,
     enqueue_ingest: Callable[[int], None],
     enqueue_send: Callable[[list[int]], None],
+    enqueue_webhook: Callable[[int], None] | None = None,
     batch: int = 1000,
 ) -> SweepResult:
     with db.session() as session:
@@ -68,10 +71,14 @@ def sweep(
             if row.state == "sending":  # its lease ran out: the sender is presumed dead
                 row.state = "queued"
             row.next_attempt_at = now + grace
+        # Webhooks: the head of each subscription whose time has come (workers.webhooks).
+        webhook_heads = webhooks.due_heads(session, now=now) if enqueue_webhook is not None else []
+    for head in webhook_heads:
+        enqueue_webhook(head)  # type: ignore[misc]
     for inbound_id in inbound_ids:
         enqueue_ingest(inbound_id)
     for group in by_lead.values():
         enqueue_send(group)
     if inbound_ids or outbound_ids:
         log.info("sweeper re-enqueued %d inbound and %d outbound rows", len(inbound_ids), len(outbound_ids))
-    return SweepResult(len(inbound_ids), len(outbound_ids))
+    return SweepResult(len(inbound_ids), len(outbound_ids), len(webhook_heads))

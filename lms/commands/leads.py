@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms.common import emit_json, fail, open_db
+from models.adf_export import lead_adf
 from models.clock import system_clock
 from models.lead_views import lead_dict, list_leads
 from models.policy import load_policy
@@ -75,7 +76,8 @@ def leads_list(as_json: bool, **filters: Any) -> None:
 @leads.command("show")
 @click.argument("lead_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
-def leads_show(lead_id: int, as_json: bool) -> None:
+@click.option("--adf", "as_adf", is_flag=True, help="The lead as ADF/XML (for dealer systems that take ADF).")
+def leads_show(lead_id: int, as_json: bool, as_adf: bool) -> None:
     """One lead with contact, vehicle and timeline."""
     db = open_db()
     with db.read() as session:
@@ -84,7 +86,11 @@ def leads_show(lead_id: int, as_json: bool) -> None:
             fail(f"no lead {lead_id}")
         data = lead_dict(session, lead, now=system_clock(), with_activities=True)
         zone = dealer_zones(session).get(lead.dealer_id, "UTC")
+        dealer_name = load_policy(session, lead.dealer_id).name
     db.dispose()
+    if as_adf:
+        click.echo(lead_adf(data, dealer_name=dealer_name), nl=False)
+        return
     if as_json:
         emit_json(data)
         return

@@ -33,6 +33,7 @@ def ops_status_cmd(as_json: bool) -> None:
         return
     click.echo("inbound:  " + (", ".join(f"{k} {v}" for k, v in sorted(data["inbound"].items())) or "none"))
     click.echo("outbound: " + (", ".join(f"{k} {v}" for k, v in sorted(data["outbound"].items())) or "none"))
+    click.echo("webhooks: " + (", ".join(f"{k} {v}" for k, v in sorted(data["webhooks"].items())) or "none"))
     click.echo("queues:   " + (", ".join(f"{k} {v}" for k, v in data["queues"].items()) or "in-process"))
     click.echo(
         f"oldest pending: {data['oldest_pending_seconds']}s · dead: {data['dead']} · failed: {data['failed']}"
@@ -50,7 +51,7 @@ def ops_status_cmd(as_json: bool) -> None:
             click.echo(f"  {box['skipped_total']} mail(s) left in the mailbox, not stored:")
             for mail in box["skipped"]:
                 sender, subject = mail["from"] or "?", mail["subject"] or ""
-                click.echo(f"    UID {mail['uid']} from {sender} \"{subject}\": {mail['reason']}")
+                click.echo(f'    UID {mail["uid"]} from {sender} "{subject}": {mail["reason"]}')
     for grant in data["oauth"]:
         note = f", last error {grant['last_error']}" if grant["last_error"] else ""
         click.echo(
@@ -62,11 +63,14 @@ def ops_status_cmd(as_json: bool) -> None:
 @ops.command("retry")
 @click.option("--inbound", "inbound_id", type=int)
 @click.option("--outbound", "outbound_id", type=int)
-@click.option("--all-failed", is_flag=True, help="Every dead or failed row, in and out.")
-def ops_retry(inbound_id: int | None, outbound_id: int | None, all_failed: bool) -> None:
+@click.option("--webhook", "webhook_id", type=int, help="A dead webhook delivery.")
+@click.option("--all-failed", is_flag=True, help="Every dead or failed row: mail in and out, webhooks.")
+def ops_retry(
+    inbound_id: int | None, outbound_id: int | None, webhook_id: int | None, all_failed: bool
+) -> None:
     """Put dead or failed rows back in the pipeline (the sweeper picks them up at once)."""
-    if not (inbound_id or outbound_id or all_failed):
-        fail("say what to retry: --inbound ID, --outbound ID or --all-failed")
+    if not (inbound_id or outbound_id or webhook_id or all_failed):
+        fail("say what to retry: --inbound ID, --outbound ID, --webhook ID or --all-failed")
     db = open_db()
     try:
         with db.session() as session:
@@ -76,7 +80,8 @@ def ops_retry(inbound_id: int | None, outbound_id: int | None, all_failed: bool)
                 inbound_id=inbound_id,
                 outbound_id=outbound_id,
                 all_failed=all_failed,
+                webhook_id=webhook_id,
             )
     finally:
         db.dispose()
-    click.echo(f"queued again: {done.inbound} inbound, {done.outbound} outbound")
+    click.echo(f"queued again: {done.inbound} inbound, {done.outbound} outbound, {done.webhooks} webhook(s)")

@@ -239,6 +239,5 @@ service imap-login {{
         ca = f'\nca_file = "{ca_file}"' if ca_file else ""
         return (
             f'\n[[dealers.imap]]\nhost = "{host}"\nport = {port}\nsecurity = "{security}"{ca}\n'
-            f'user = "{USER}"\n{secret}\nfolder = "{folder}"\nafter = "{after}"{move}\n'
-            + (oauth_toml or "")
+            f'user = "{USER}"\n{secret}\nfolder = "{folder}"\nafter = "{after}"{move}\n' + (oauth_toml or "")
         )

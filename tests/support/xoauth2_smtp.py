@@ -44,9 +44,7 @@ class XOAuth2Handler:
             if answer is MISSING:
                 return AuthResult(success=False, handled=True)
             blob = bytes(answer)
-        fields = dict(
-            part.split("=", 1) for part in blob.decode().split("\x01") if "=" in part
-        )
+        fields = dict(part.split("=", 1) for part in blob.decode().split("\x01") if "=" in part)
         user = fields.get("user", "")
         token = fields.get("auth", "").removeprefix("Bearer ")
         loop = asyncio.get_running_loop()

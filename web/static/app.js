@@ -48,6 +48,11 @@
     }
   });
 
+  // The reports page's print button (inline handlers are refused by the pane's CSP).
+  document.addEventListener("click", function (event) {
+    if (event.target && event.target.closest && event.target.closest("[data-print]")) { window.print(); }
+  });
+
   // The poller replaced the list: select the same lead again (scroll position stays, the
   // page around the list is untouched).
   document.addEventListener("htmx:afterSwap", function () {
