@@ -188,6 +188,8 @@ def test_kill_9_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path) -> N
         elif subject.startswith("[Lead #"):
             kind = "forward" if "verkauf@" in str(message["To"]) else "notification"
             relayed[(kind, subject.split("]")[0])] += 1
+        elif subject.startswith(("Wochenbericht", "Weekly summary")):  # once per person and week
+            relayed[("weekly", f"{message['To']} {subject.split(':')[0]}")] += 1
         else:  # Erinnerung / Eskalation Stufe 1 / Stufe 2: "… Lead #N …"
             stage = "stage2" if "Stufe 2" in subject else "stage1" if "Stufe 1" in subject else "reminder"
             relayed[(stage, subject.split("Lead #")[1].split()[0])] += 1
