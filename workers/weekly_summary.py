@@ -24,7 +24,7 @@ from models.policy import DealerPolicy, policy_for
 from models.report_math import human_duration, percent
 from models.report_tables import ReportPreference
 from models.report_views import ReportScope, dealer_report, slowest_open
-from models.tables import Dealer, OutboundMessage, User
+from models.tables import Dealer, InboundMessage, OutboundMessage, User
 from models.weekly_summary import SummaryWeek, summary_week
 from templates_email import labels
 from workers import outbox
@@ -143,6 +143,17 @@ def _recipients(session: Session, policy: DealerPolicy) -> list[User]:
     )
 
 
+def _was_here(session: Session, dealer_id: str, week: SummaryWeek) -> bool:
+    """A dealer that had received no mail before the reported week ended was not on the
+    platform yet: nobody wants last week's zeros on their first day."""
+    first = session.scalar(
+        select(InboundMessage.id)
+        .where(InboundMessage.dealer_id == dealer_id, InboundMessage.received_at < week.period.end)
+        .limit(1)
+    )
+    return first is not None
+
+
 @dataclass
 class WeeklyResult:
     outbound_ids: list[int] = field(default_factory=list)
@@ -196,6 +207,8 @@ class WeeklySummaries:
                     continue
                 week = summary_week(policy.calendar, now)
                 if week is None or (policy.id, week.key) in self._done:
+                    continue
+                if not _was_here(session, policy.id, week):
                     continue
                 specs, skipped = plan_mails(session, policy, week, now=now, public_url=self.public_url)
                 result.skipped += skipped
