@@ -291,6 +291,8 @@ class ImapConfig(Strict):
     after: Literal["flag", "move"] = "flag"
     move_to: str | None = None
     poll_seconds: float = Field(default=60, gt=0)  # when the server has no IDLE
+    # Health (issue 14): an issue when no poll of this mailbox succeeded for this long.
+    silence_limit: Duration = "1h"
 
     @model_validator(mode="after")
     def _consistent(self) -> ImapConfig:
@@ -347,6 +349,55 @@ class WebhookConfig(Strict):
         return self.name or self.url
 
 
+class LeadFloor(Strict):
+    """At least ``count`` leads between ``hours`` (the dealer's time) on ``days``, counted when
+    the window has closed; fewer is a health issue (the silence alarm)."""
+
+    count: int = Field(ge=1)
+    hours: str = "09:00-18:00"
+    # "working": the dealer's opening days (holidays and closed days excluded); or named days.
+    days: Literal["working"] | list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = "working"
+
+    @field_validator("hours")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not HOURS_BLOCK.match(value) or value[:5] >= value[6:]:
+            raise ValueError(f'{value!r} is no window like "09:00-18:00"')
+        return value
+
+
+class ExpectationConfig(Strict):
+    """The learnt expectation: leads in the same weekday and hour over the last ``weeks`` weeks;
+    fewer than ``ratio`` × their mean over the last ``window`` hours is a health issue, when
+    the mean says at least ``min_expected`` leads were to come (quiet dealers stay quiet)."""
+
+    weeks: int = Field(default=4, ge=1, le=26)
+    window: Duration = "3h"
+    ratio: float = Field(default=0.3, gt=0, le=1)
+    min_expected: float = Field(default=3.0, gt=0)
+
+
+class ProbeConfig(Strict):
+    """The end-to-end probe (``lms ops probe``; periodic when ``every`` is set)."""
+
+    # "smtp": to our own SMTP listener; "imap": appended to the dealer's IMAP mailbox ``mailbox``.
+    via: Literal["smtp", "imap"] = "smtp"
+    mailbox: str | None = None  # the [[dealers.imap]] entry (its user) for via = "imap"
+    every: Duration | None = None
+    timeout: Duration = "2m"
+
+
+class MonitoringConfig(Strict):
+    """What the health verdict expects of this dealer (``lms ops health``)."""
+
+    # No mail delivered to the dealer (SMTP, LMTP, the pipe) for this long in its opening hours
+    # is an issue; unset: no limit. IMAP mailboxes have their own ``silence_limit``.
+    silence_limit: Duration | None = None
+    min_leads: list[LeadFloor] = []
+    expectation: ExpectationConfig | None = None
+    probe: ProbeConfig | None = None
+
+
 class ReportsConfig(Strict):
     # Completion reasons that say the customer was reached: completing a lead with one of them
     # before any reply counts as its first answer (models.response_facts).
@@ -387,6 +438,7 @@ class DealerConfig(Strict):
     retention: RetentionConfig = RetentionConfig()
     webhooks: list[WebhookConfig] = []
     reports: ReportsConfig = ReportsConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -98,6 +98,19 @@ class Settings(BaseSettings):
     # LMTP intake for mail servers: a Unix socket path or a loopback HOST:PORT; off when unset.
     lmtp_listen: str | None = None
 
+    # -- operations monitoring (issue 14) ----------------------------------------------------
+    # /metrics on its own listener (loopback or a private network, no token); unset: /metrics
+    # only on the web listener, for an admin's API token.
+    metrics_listen: str | None = None
+    # prometheus_client's multiprocess directory: every process of one installation on one
+    # machine writes there; emptied when `lms run` (or the first component) starts.
+    metrics_dir: str = "var/metrics"
+    # Health verdict thresholds (lms ops health): relay failures within this many minutes;
+    # the oldest pending row older than this; unrecognised mails waiting longer than this.
+    health_relay_failure_minutes: float = Field(default=15.0, gt=0)
+    health_pending_seconds: float = Field(default=600.0, gt=0)
+    health_unrecognised_hours: float = Field(default=24.0, gt=0)
+
     def database_options(self) -> dict[str, float | int]:
         """Keyword arguments of :class:`models.db.Database` from these settings."""
         return {

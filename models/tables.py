@@ -361,5 +361,6 @@ OUTBOUND_PENDING_STATES = ("queued", "sending")
 import models.privacy_tables  # noqa: E402  (audit log)
 import models.web_tables  # noqa: E402, F401
 from models import mailbox_tables as _mailbox_tables  # noqa: E402, F401  (OAuth tokens, skipped mails)
+from models import ops_tables as _ops_tables  # noqa: E402, F401  (heartbeats, probe runs)
 from models import report_tables as _report_tables  # noqa: E402, F401  (lead facts, report settings)
 from models import webhook_tables as _webhook_tables  # noqa: E402, F401  (the webhook outbox)

@@ -34,6 +34,7 @@ from workers.broker import make_broker, queue_depths
 from workers.coalesce import Coalescer
 from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
+from workers.heartbeat import beat
 from workers.ingest import Timing, ingest_batch
 from workers.parse_facts import ReceivingSide, TxtResolver
 from workers.privacy import apply_retention
@@ -315,7 +316,11 @@ class Scheduler:
         last_sweep = last_retention = last_weekly = 0.0
         while not self._stop.is_set():
             wait = self.tick
+            started = self.runtime.clock()
             try:
+                # How late the earliest due escalation is handled (the scheduler's lag).
+                due = next_event(self.runtime.db)
+                lag = max(0.0, (started - due).total_seconds()) if due is not None else 0.0
                 if time.monotonic() - last_sweep >= self.interval:
                     self.runtime.sweep_once()
                     last_sweep = time.monotonic()
@@ -331,6 +336,7 @@ class Scheduler:
                 upcoming = next_event(self.runtime.db)
                 if upcoming is not None:
                     wait = min(wait, max(0.05, (upcoming - self.runtime.clock()).total_seconds()))
+                beat(self.runtime.db, "scheduler", started, self.runtime.clock(), lag=lag, interval=self.tick)
             except Exception:
                 log.exception("scheduler pass failed; trying again in %.0fs", self.tick)
             self._stop.wait(wait)
