@@ -105,6 +105,15 @@ class DealerPolicy:
         return EscalationRules.from_schema(self.config.escalation)
 
     @cached_property
+    def delivery_silence_limit(self) -> timedelta | None:
+        """Opening hours without a delivered mail before the health verdict raises an issue."""
+        limit = self.config.monitoring.silence_limit
+        return parse_duration(limit) if limit else None
+
+    def imap_silence_limit(self, box: ImapConfig) -> timedelta:
+        return parse_duration(box.silence_limit)
+
+    @cached_property
     def autoresponse_window(self) -> timedelta:
         return parse_duration(self.config.autoresponse_window)
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from models.health_facts import health_verdict
 from models.lead_views import lead_dict, list_leads
 from models.ops_views import ops_status
 from web.context import ctx_of
 from web.scope import require_admin, scope_of, visible_lead
 from workers import privacy
+from workers.broker import broker_unready
 
 FILTERS = {"search": "search", "type": "type_", "source": "source", "editor": "editor"}
 CHOICES = {"status": ("open", "completed"), "due": ("none", "soon", "overdue"), "sort": ("activity", "due")}
@@ -96,16 +97,46 @@ async def api_ops_status(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(load))
 
 
+async def api_ops_health(request: Request) -> Response:
+    """The health verdict of the admin's dealer (and what concerns every dealer); 200 whatever
+    it says: the body tells, like Zammad's monitoring endpoint."""
+    ctx = ctx_of(request)
+    scope = scope_of(request)
+    require_admin(scope)
+
+    def load() -> dict[str, Any]:
+        with ctx.db.read() as session:
+            return health_verdict(
+                session, now=ctx.clock(), limits=ctx.health_limits, dealer=scope.dealer_id
+            ).to_dict()
+
+    return JSONResponse(await run_in_threadpool(load))
+
+
 async def healthz(request: Request) -> Response:
-    """Liveness of the pane: it answers and its database does."""
+    """Liveness: the process answers. Asks nothing outside it (a database outage must not get
+    every replica restarted; /readyz tells that)."""
+    return JSONResponse({"ok": True})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database and the broker answer; 503 with the reason otherwise."""
     ctx = ctx_of(request)
 
-    def check() -> None:
-        with ctx.db.session() as session:
-            session.execute(text("SELECT 1"))
+    def check() -> list[str]:
+        reasons = []
+        try:
+            with ctx.db.read() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:
+            orig = getattr(exc, "orig", None) or exc
+            reasons.append(f"database: {type(orig).__name__}: {orig}"[:300])
+        broker = broker_unready(ctx.broker_url)
+        if broker:
+            reasons.append(broker)
+        return reasons
 
-    try:
-        await run_in_threadpool(check)
-    except DBAPIError as exc:
-        return JSONResponse({"ok": False, "error": type(exc.orig).__name__}, status_code=503)
-    return JSONResponse({"ok": True})
+    reasons = await run_in_threadpool(check)
+    if reasons:
+        return JSONResponse({"ready": False, "reasons": reasons}, status_code=503)
+    return JSONResponse({"ready": True})

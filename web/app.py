@@ -110,6 +110,7 @@ def root(request: Request) -> Response:
 
 ROUTES = [
     Route("/healthz", api.healthz, methods=["GET"]),
+    Route("/readyz", api.readyz, methods=["GET"]),
     Route("/login", login_page, methods=["GET", "POST"]),
     Route("/logout", logout, methods=["POST"]),
     Route("/invite/{token}", invitation_page, methods=["GET", "POST"]),
@@ -137,6 +138,7 @@ ROUTES = [
     Route("/api/leads", api.api_leads, methods=["GET"]),
     Route("/api/leads/{id}", api.api_lead, methods=["GET"]),
     Route("/api/ops/status", api.api_ops_status, methods=["GET"]),
+    Route("/api/ops/health", api.api_ops_health, methods=["GET"]),
     Route("/api/report", reports.api_report, methods=["GET"]),
 ]
 

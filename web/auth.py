@@ -40,7 +40,7 @@ MAX_FORM_BYTES = 1024 * 1024
 
 
 def is_public(path: str) -> bool:
-    return path in ("/healthz", "/login") or path.startswith(("/static/", "/invite/"))
+    return path in ("/healthz", "/readyz", "/login") or path.startswith(("/static/", "/invite/"))
 
 
 def client_address(request: Request) -> str:

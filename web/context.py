@@ -11,6 +11,8 @@ from starlette.requests import Request
 
 from models.clock import Clock, system_clock
 from models.db import Database
+from models.health import Thresholds
+from models.health_facts import thresholds_from
 from models.lead_scope import LeadScope
 from models.settings import Settings
 from models.tables import Dealer, User
@@ -39,6 +41,9 @@ class WebContext:
     secret_key: str | None = None
     # Where browsers reach the pane (LMS_WEB_PUBLIC_URL): the OAuth2 callback's address.
     public_url: str | None = None
+    # Asked by /readyz (memory://: the broker lives in this process).
+    broker_url: str = "memory://"
+    health_limits: Thresholds = field(default_factory=Thresholds)
 
     @classmethod
     def from_settings(
@@ -59,6 +64,8 @@ class WebContext:
             secure_cookies=settings.web_secure_cookies,
             secret_key=settings.secret_key,
             public_url=settings.web_public_url,
+            broker_url=settings.broker_url,
+            health_limits=thresholds_from(settings),
             enqueue_send=enqueue_send,
             send_grace=timedelta(seconds=settings.sweep_grace_seconds) if enqueue_send else timedelta(0),
         )

@@ -42,3 +42,28 @@ def queue_depths(broker: Broker) -> dict[str, int]:
         except Exception:  # a broker that cannot answer now: leave the queue out
             continue
     return depths
+
+
+def broker_unready(url: str, timeout: float = 3.0) -> str | None:
+    """Why the broker cannot take messages now, in one phrase, or None when it can (readiness).
+    A fresh connection each time: a pooled one may look alive after the server went away."""
+    scheme = url.partition("://")[0].lower()
+    try:
+        if scheme in ("redis", "rediss", "unix"):
+            import redis
+
+            client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        elif scheme in ("amqp", "amqps"):
+            import pika
+
+            params = pika.URLParameters(url)
+            params.socket_timeout = params.blocked_connection_timeout = timeout
+            params.connection_attempts, params.retry_delay = 1, 0
+            pika.BlockingConnection(params).close()
+    except Exception as exc:
+        return f"broker: {type(exc).__name__}: {exc}"[:300]
+    return None

@@ -313,7 +313,7 @@ class Scheduler:
         self._thread.start()
 
     def _loop(self) -> None:
-        last_sweep = last_retention = last_weekly = 0.0
+        last_sweep = last_retention = last_weekly = last_beat = 0.0
         while not self._stop.is_set():
             wait = self.tick
             started = self.runtime.clock()
@@ -336,7 +336,11 @@ class Scheduler:
                 upcoming = next_event(self.runtime.db)
                 if upcoming is not None:
                     wait = min(wait, max(0.05, (upcoming - self.runtime.clock()).total_seconds()))
-                beat(self.runtime.db, "scheduler", started, self.runtime.clock(), lag=lag, interval=self.tick)
+                # At most one heartbeat write a second, however often due events wake the loop.
+                if time.monotonic() - last_beat >= 1.0:
+                    finished = self.runtime.clock()
+                    beat(self.runtime.db, "scheduler", started, finished, lag=lag, interval=self.interval)
+                    last_beat = time.monotonic()
             except Exception:
                 log.exception("scheduler pass failed; trying again in %.0fs", self.tick)
             self._stop.wait(wait)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from lms.common import emit_json, fail, open_db, settings
@@ -58,6 +60,33 @@ def ops_status_cmd(as_json: bool) -> None:
             f"oauth {grant['user']} ({grant['dealer']}, {grant['provider']}): {grant['state']}, "
             f"access token until {grant['access_expires_at'] or '-'}{note}"
         )
+
+
+@ops.command("health")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--dealer", help="Only this dealer's part (and what concerns every dealer).")
+def ops_health(as_json: bool, dealer: str | None) -> None:
+    """The verdict: healthy or the issues. Exit 0 ok, 1 warning, 2 critical (monitoring plugins)."""
+    from models.health_facts import health_verdict, thresholds_from
+
+    config = settings()
+    db = open_db()
+    try:
+        with db.read() as session:
+            result = health_verdict(
+                session, now=system_clock(), limits=thresholds_from(config), dealer=dealer
+            )
+    finally:
+        db.dispose()
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(
+            f"{result.status.upper()}: {len(result.issues)} issue(s)" if result.issues else "OK: healthy"
+        )
+        for issue in result.issues:
+            click.echo(f"  {issue.severity:<8} {issue.check}: {issue.message}")
+    sys.exit(result.exit_code)
 
 
 @ops.command("retry")

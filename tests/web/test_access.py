@@ -15,7 +15,7 @@ from tests.web.conftest import PASSWORD, WEB_CONFIG, WebStack, csrf_of, post_for
 from web.app import create_app
 from workers.accounts import prune
 
-PUBLIC = {"/healthz", "/login", "/invite/{token}", "/static/{path:path}"}
+PUBLIC = {"/healthz", "/readyz", "/login", "/invite/{token}", "/static/{path:path}"}
 SAMPLE = {"{id}": "1", "{action}": "note", "{index}": "0", "{token}": "x"}
 
 
