@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +40,8 @@ class WebContext:
     secret_key: str | None = None
     # Where browsers reach the pane (LMS_WEB_PUBLIC_URL): the OAuth2 callback's address.
     public_url: str | None = None
+    # prometheus_client's multiprocess directory (LMS_METRICS_DIR) that /metrics reads.
+    metrics_dir: str | None = None
 
     @classmethod
     def from_settings(
@@ -59,6 +62,7 @@ class WebContext:
             secure_cookies=settings.web_secure_cookies,
             secret_key=settings.secret_key,
             public_url=settings.web_public_url,
+            metrics_dir=os.path.abspath(settings.metrics_dir) if settings.metrics_dir else None,
             enqueue_send=enqueue_send,
             send_grace=timedelta(seconds=settings.sweep_grace_seconds) if enqueue_send else timedelta(0),
         )
