@@ -242,10 +242,13 @@ def main() -> None:
                 for size in sizes:
                     for concurrency in concurrencies:
                         bare_rates, off_rates, on_rates = [], [], []
-                        for _ in range(args.rounds):
+                        for index in range(args.rounds):
                             bare_rates.append(drive(bare_port, args.messages, concurrency, size))
-                            off_rates.append(drive(off, args.messages, concurrency, size))
-                            on_rates.append(drive(on, args.messages, concurrency, size))
+                            # Alternate which goes first: with `run` the one measured before keeps
+                            # ingesting its round in the background while the other is measured.
+                            pair = [(off, off_rates), (on, on_rates)]
+                            for port, rates in pair if index % 2 == 0 else pair[::-1]:
+                                rates.append(drive(port, args.messages, concurrency, size))
                         b = statistics.median(bare_rates)
                         f, o = statistics.median(off_rates), statistics.median(on_rates)
                         target = TARGETS.get((mode, concurrency))
