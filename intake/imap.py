@@ -52,6 +52,7 @@ from sqlalchemy import select
 from intake.oauth import OAuthError
 from intake.oauth_tokens import AccessTokens
 from intake.store import Enqueue, Incoming, store_many
+from models import metrics
 from models.clock import Clock, system_clock
 from models.db import Database, dialect_insert
 from models.mailbox_tables import ImapSkipped
@@ -227,6 +228,7 @@ class ImapPoller:
                 failures += 1
                 error = classify(exc, self.account)
                 self._status(connected=False, error=str(error), kind=error.kind)
+                metrics.imap_error(self.account.dealer_id, self.account.user, error.kind)
                 delay = min(self.backoff_max, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
                 log.warning("IMAP %s: %s; reconnecting in %.1fs", self.account.key, error, delay)
                 self._stop.wait(delay)
@@ -396,6 +398,7 @@ class ImapPoller:
                         self._advance(uidvalidity, uid, new=not result.stored[0].duplicate)
                         self._after_commit(client, uid)
                         taken += 1
+                        metrics.imap_taken(account.dealer_id, account.user)
                     elif uid in wanted and uid not in bodies:
                         continue  # expunged by someone else meanwhile
                     else:

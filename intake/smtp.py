@@ -49,6 +49,7 @@ from intake.store_core import (
     normalise_address,
     store_batch,
 )
+from models import metrics
 from models.clock import Clock, system_clock
 from models.db import Database
 
@@ -170,6 +171,7 @@ class IntakeSMTP(SMTP):
     # by data_size_limit. This is also the read buffer of the DATA phase.
     line_length_limit = 1 << 20
     lmtp = False
+    listener = "smtp"  # the metrics' label
 
     def __init__(
         self,
@@ -233,6 +235,7 @@ class IntakeSMTP(SMTP):
     # -- connection limits, session length ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None and self.transport is None:  # not the STARTTLS swap
+            metrics.smtp_connection(self.listener)
             self._session_deadline = self.loop.time() + self.event_handler.limits.max_session_seconds
             peer = transport.get_extra_info("peername")
             self._client = str(peer[0]) if isinstance(peer, tuple) and peer else None
@@ -272,6 +275,7 @@ class IntakeSMTP(SMTP):
         text = status.decode() if isinstance(status, bytes) else str(status)
         if text.startswith("552 Error"):  # aiosmtpd's reply to MAIL FROM with SIZE= too big
             text = TOO_BIG
+            metrics.smtp_refused(self.listener, text)
         await super().push(text)
 
     # -- addresses -----------------------------------------------------------------------------
@@ -304,13 +308,17 @@ class IntakeSMTP(SMTP):
         replies = len(self.envelope.rcpt_tos) if self.lmtp else 1
         if body is None:
             self._set_post_data_state()
+            metrics.smtp_data(self.listener, None, [TOO_BIG] * replies, 0.0)
             for _ in range(replies):
                 await self.push(TOO_BIG)
             return
         self.envelope.content = self.envelope.original_content = body
+        started = time.perf_counter()
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
-        for line in status if isinstance(status, list) else [status]:
+        lines = status if isinstance(status, list) else [status]
+        metrics.smtp_data(self.listener, len(body), lines, time.perf_counter() - started)
+        for line in lines:
             await self.push(line)
 
 
@@ -318,6 +326,7 @@ class IntakeLMTP(IntakeSMTP, LMTP):
     """LMTP (RFC 2033): LHLO instead of EHLO, and one reply per recipient after DATA."""
 
     lmtp = True
+    listener = "lmtp"
 
 
 # -- the handlers ------------------------------------------------------------------------------
@@ -471,6 +480,12 @@ class IntakeHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        reply = await self._recipient(envelope, address)
+        if not reply.startswith("250"):
+            metrics.smtp_refused(self.via, reply)
+        return reply
+
+    async def _recipient(self, envelope: Envelope, address: str) -> str:
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
             return TOO_MANY_RECIPIENTS
         try:

@@ -120,11 +120,13 @@ def start_lmtp(runtime: Runtime, settings: Settings, *, worker_here: bool) -> St
 def run_acceptor_process(settings_values: dict[str, Any], index: int) -> None:
     """Body of an extra acceptor process (started with the spawn method)."""
     from lms.logs import setup_logging
+    from lms.metrics_process import start_metrics, stop_metrics
     from lms.processes import wait_for_stop_signal
     from workers.runtime import build_runtime
 
     settings = Settings(**settings_values)
     setup_logging(settings.log_format)
+    start_metrics(settings)  # joins the parent's directory (which the parent emptied)
     runtime = build_runtime(settings)
     stop = start_smtp_acceptor(runtime, settings, worker_here=False, index=index, reuse_port=True)
     try:
@@ -132,6 +134,7 @@ def run_acceptor_process(settings_values: dict[str, Any], index: int) -> None:
     finally:
         stop()
         runtime.close()
+        stop_metrics()  # a spawned process ends with os._exit: no atexit
 
 
 class AcceptorProcesses:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from intake.imap import ImapPoller, accounts_from, run_pollers
 from intake.priority import IntakeFirst
 from lms.acceptors import start_lmtp, start_smtp
+from lms.metrics_process import start_metrics, start_metrics_listener
 from models.config_apply import apply_config
 from models.settings import Settings, split_host_port
 from models.tables import Dealer
@@ -105,6 +106,7 @@ def run_components(
     lmtp: bool = False,
     wait: Callable[[], None] = wait_for_stop_signal,
 ) -> None:
+    start_metrics(settings)  # before any figure: empties LMS_METRICS_DIR if we are the first
     runtime = build_runtime(settings)
     apply_config_at_start(runtime, settings)
     priority = None
@@ -112,6 +114,8 @@ def run_components(
         priority = share_the_interpreter_with_the_intake(runtime)
     stoppers: list[Callable[[], None]] = []
     try:
+        if (stop_listener := start_metrics_listener(settings, runtime.db, runtime.clock)) is not None:
+            stoppers.append(stop_listener)
         if worker:
             dramatiq_worker = runtime.start_worker()
             stoppers.append(lambda: dramatiq_worker.stop(timeout=10_000))

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from web import account, admin, api, leads, mailboxes, reports, unassigned
+from web import account, admin, api, leads, mailboxes, metrics_page, reports, unassigned
 from web.auth import AuthMiddleware, invitation_page, login_page, logout
 from web.context import WebContext
 from web.render import render
@@ -111,6 +111,7 @@ def root(request: Request) -> Response:
 ROUTES = [
     Route("/healthz", api.healthz, methods=["GET"]),
     Route("/readyz", api.readyz, methods=["GET"]),
+    Route("/metrics", metrics_page.metrics, methods=["GET"]),
     Route("/login", login_page, methods=["GET", "POST"]),
     Route("/logout", logout, methods=["POST"]),
     Route("/invite/{token}", invitation_page, methods=["GET", "POST"]),

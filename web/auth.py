@@ -43,6 +43,11 @@ def is_public(path: str) -> bool:
     return path in ("/healthz", "/readyz", "/login") or path.startswith(("/static/", "/invite/"))
 
 
+def takes_token(path: str) -> bool:
+    """Where ``Authorization: Bearer`` counts: the JSON API and ``/metrics``."""
+    return path.startswith("/api/") or path == "/metrics"
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -53,7 +58,7 @@ def identify(ctx: WebContext, request: Request) -> Auth | None:
     now = ctx.clock()
     with ctx.db.session() as session:
         session_id = csrf = None
-        if request.url.path.startswith("/api/") and header.lower().startswith("bearer "):
+        if takes_token(request.url.path) and header.lower().startswith("bearer "):
             user = accounts.token_user(session, header[7:].strip(), now=now)
             via = "token"
         else:
@@ -161,7 +166,7 @@ def _csrf_ok(request: Request, auth: Auth, body: bytes) -> bool:
 
 
 def _unauthenticated(request: Request) -> Response:
-    if request.url.path.startswith("/api/"):
+    if takes_token(request.url.path):
         return JSONResponse(
             {"error": "sign in, or send Authorization: Bearer TOKEN (lms users token)"},
             status_code=401,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,6 +45,8 @@ class WebContext:
     # Asked by /readyz (memory://: the broker lives in this process).
     broker_url: str = "memory://"
     health_limits: Thresholds = field(default_factory=Thresholds)
+    # prometheus_client's multiprocess directory (LMS_METRICS_DIR) that /metrics reads.
+    metrics_dir: str | None = None
 
     @classmethod
     def from_settings(
@@ -66,6 +69,7 @@ class WebContext:
             public_url=settings.web_public_url,
             broker_url=settings.broker_url,
             health_limits=thresholds_from(settings),
+            metrics_dir=os.path.abspath(settings.metrics_dir) if settings.metrics_dir else None,
             enqueue_send=enqueue_send,
             send_grace=timedelta(seconds=settings.sweep_grace_seconds) if enqueue_send else timedelta(0),
         )

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from models.db import Database
 from models.tables import OUTBOUND_FINAL_STATES, OutboundMessage
+from workers.outbound_metrics import count_final
 from workers.relay import DeliveryError, Outgoing, PermanentDeliveryError, Relay
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def claim(
     """Lease the rows that may be sent now; the others' states as they are (or "expired")."""
     claimed: list[Claimed] = []
     states: dict[int, str] = {}
+    expired: list[tuple[str, str, int | None]] = []
     with db.session() as session:
         rows = session.scalars(
             select(OutboundMessage)
@@ -82,11 +84,13 @@ def claim(
                     row.last_error or ""
                 ) + f" (not sent: expired at {row.expires_at.isoformat()})"
                 states[row.id] = "expired"
+                expired.append((row.kind, "expired", row.lead_id))
             else:
                 row.state, row.attempts = "sending", row.attempts + 1
                 row.next_attempt_at, row.updated_at = now + policy.lease, now
                 mail = Outgoing(row.message_id, row.raw, row.envelope_from, list(row.envelope_to))
                 claimed.append(Claimed(row.id, row.attempts, row.kind, mail))
+    count_final(db, expired)
     # The customer's answer first: it is the one a person waits for.
     claimed.sort(key=lambda c: (c.kind != "autoresponse", c.id))
     for missing in set(ids) - {c.id for c in claimed} - set(states):
@@ -96,6 +100,7 @@ def claim(
 
 def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: SendPolicy) -> dict[int, str]:
     states: dict[int, str] = {}
+    finals: list[tuple[str, str, int | None]] = []
     with db.session() as session:
         rows = {
             row.id: row
@@ -119,6 +124,9 @@ def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: Send
                 row.next_attempt_at = now + policy.backoff(outcome.attempts)
                 row.last_error = outcome.error
             states[row.id] = row.state
+            if row.state != "queued":
+                finals.append((row.kind, row.state, row.lead_id))
+    count_final(db, finals)
     for outcome in outcomes:
         if outcome.error:
             log.warning(

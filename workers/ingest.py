@@ -41,6 +41,7 @@ from intake.parsing.extract import Extraction, extract
 from intake.parsing.mime import ParsedMail, parse_mail
 from intake.parsing.our_mail import OUR_HEADER, reply_address
 from intake.store import mailbox_key
+from models import metrics
 from models.autoresponse_gate import AnswerFacts, autoresponse_gate
 from models.db import Database, dialect_insert
 from models.policy import DealerPolicy, load_policy
@@ -91,6 +92,11 @@ class IngestResult:
     lead_ids: list[int] = field(default_factory=list)  # every lead the message touched
     outbound_ids: list[int] = field(default_factory=list)
     new_lead_ids: list[int] = field(default_factory=list)
+    # For the metrics, set only by the call that made it happen: why the message became final
+    # here (lead | reply | unrecognised | the ignored kind), and the new leads' (source, type,
+    # format).
+    reason: str | None = None
+    created: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -207,10 +213,28 @@ def ingest_batch(
                     session, item.policy, item.understood, item.envelope, now=now, snaps=snaps
                 )
         _write_leads(db, fresh, now=now, timing=timing)
+        _count(fresh)
     mailing = [i for i in items if i.routed or (i.result is not None and i.result.state == "routed")]
     if mailing:
         _write_mails(db, mailing, now=now, timing=timing)
+        _count(mailing)
     return {item.id: item.error or item.result or IngestResult("missing") for item in items}
+
+
+def _count(items: list[_Item]) -> None:
+    """After a commit: the messages it made final and the leads it created."""
+    for item in items:
+        result, envelope = item.result, item.envelope
+        if item.error is not None or result is None or envelope is None:
+            continue
+        if result.reason is not None and result.state != "routed":
+            metrics.inbound_final(result.state, result.reason)
+        for source, lead_type, form in result.created:
+            if form == "probe":  # a probe measures the path; it is no lead of the dealer's
+                metrics.lead_routed(envelope.received_at)
+            else:
+                metrics.lead_created(envelope.dealer_id, source, lead_type, envelope.received_at)
+        result.reason, result.created = None, []  # counted once
 
 
 def ingest_message(
@@ -321,7 +345,7 @@ def _write_mails(db: Database, items: list[_Item], *, now: datetime, timing: Tim
                         session, item.policy, item.prepared, item.mails.skipped, now=now, timing=timing
                     )
                     finish_inbound(row, "processed", item.understood.extraction.reason or None, now)
-                item.result = IngestResult("processed", touched, ids, new)
+                item.result = IngestResult("processed", touched, ids, new, reason="lead")
             except Exception as exc:
                 log.exception("writing the mails of inbound message %s failed", item.id)
                 item.error = exc
@@ -470,7 +494,9 @@ def write_inbound(
             linked = record_bounce(session, policy.id, extraction.bounce, inbound_id=row.id, now=now)
         where = f" (lead {linked.id})" if linked is not None else ""
         finish_inbound(row, "ignored", f"{extraction.kind}: {extraction.reason}{where}", now)
-        return IngestResult("ignored", lead_ids=[linked.id] if linked is not None else [])
+        return IngestResult(
+            "ignored", lead_ids=[linked.id] if linked is not None else [], reason=extraction.kind
+        )
 
     replied = find_replied_lead(session, policy.id, extraction, parsed)
     if replied is not None:
@@ -478,19 +504,21 @@ def write_inbound(
         _activity(session, replied, now, "customer_reply", text or parsed.subject, inbound_id=row.id)
         replied.last_activity_at = now
         finish_inbound(row, "processed", f"reply to lead {replied.id}", now)
-        return IngestResult("processed", lead_ids=[replied.id])
+        return IngestResult("processed", lead_ids=[replied.id], reason="reply")
 
     if extraction.kind == "unrecognised" or not extraction.enquiries:
         finish_inbound(row, "unrecognised", extraction.reason or "no enquiry found", now)
-        return IngestResult("unrecognised")
+        return IngestResult("unrecognised", reason="unrecognised")
 
-    result = IngestResult("processed")
+    result = IngestResult("processed", reason="lead")
     fresh: list[bool] = []
     for ordinal, enquiry in enumerate(extraction.enquiries):
         plan = plans[ordinal] if ordinal < len(plans) else None
         lead, new = _apply_enquiry(session, policy, envelope, parsed, enquiry, ordinal, plan, now)
         result.lead_ids.append(lead.id)
         fresh.append(new)
+        if new:
+            result.created.append((enquiry.source[:100], enquiry.type, enquiry.format))
     if any(fresh):
         # The mails are still to be written: not final, so the sweeper comes back if we die.
         row.state, row.next_attempt_at, row.updated_at = "routed", now + timing.grace, now

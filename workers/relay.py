@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from models import metrics
 from models.db import Database
 
 
@@ -115,6 +116,15 @@ def _classify(exc: Exception) -> DeliveryError:
     return TransientDeliveryError(f"{type(exc).__name__}: {exc}")
 
 
+def reply_codes(exc: Exception) -> list[int | str]:
+    """The relay's reply codes in a failure ("connection": it never answered)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return [code for code, _ in exc.recipients.values()]
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return [exc.smtp_code]
+    return ["connection"]
+
+
 class SmtpSession:
     """One connection for several mails (RSET between them is smtplib's own business)."""
 
@@ -145,7 +155,11 @@ class SmtpSession:
             refused = self.client.sendmail(mail.envelope_from, mail.recipients, mail.raw)
         except (OSError, smtplib.SMTPException) as exc:
             self.close()  # the connection is in an unknown state: the next mail gets a new one
+            for code in reply_codes(exc):
+                metrics.relay_reply(code)
             raise _classify(exc) from exc
+        for code in [code for code, _ in refused.values()] or [250]:
+            metrics.relay_reply(code)
         if refused:
             # Some recipients refused, the others took it: resending would double the mail.
             raise PermanentDeliveryError(f"refused by the relay: {refused}")

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import defer
 
 from intake.store import announce
+from models import metrics
 from models.clock import Clock, system_clock
 from models.db import Database
 from models.policy import policy_for
@@ -198,6 +199,10 @@ class Runtime:
                 row.state, row.next_attempt_at = "dead", None
             else:
                 row.state, row.next_attempt_at = "failed", now + backoff(row.attempts)
+            dead = row.state == "dead"
+        if dead:  # committed
+            metrics.inbound_final("dead", "error")
+            metrics.dead_letter("inbound")
 
     def _send_message(self, outbound_ids: int | list[int]) -> None:
         self.send(outbound_ids)
@@ -238,6 +243,7 @@ class Runtime:
 
     def escalate_once(self, now: datetime | None = None) -> PassResult:
         result = run_pass(self.db, now=now or self.clock(), grace=self.grace, recover_after=self.grace)
+        metrics.escalations_fired(result.fired)
         if result.outbound_ids:
             announce(self.enqueue_send, result.outbound_ids)
         return result
@@ -316,7 +322,7 @@ class Scheduler:
         last_sweep = last_retention = last_weekly = last_beat = 0.0
         while not self._stop.is_set():
             wait = self.tick
-            started = self.runtime.clock()
+            started, pass_started = self.runtime.clock(), time.monotonic()
             try:
                 # How late the earliest due escalation is handled (the scheduler's lag).
                 due = next_event(self.runtime.db)
@@ -341,6 +347,7 @@ class Scheduler:
                     finished = self.runtime.clock()
                     beat(self.runtime.db, "scheduler", started, finished, lag=lag, interval=self.interval)
                     last_beat = time.monotonic()
+                metrics.scheduler_pass(time.monotonic() - pass_started)
             except Exception:
                 log.exception("scheduler pass failed; trying again in %.0fs", self.tick)
             self._stop.wait(wait)

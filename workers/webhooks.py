@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
+from models import metrics
 from models.adf_export import lead_adf
 from models.db import Database
 from models.dealer_config import WebhookConfig
@@ -266,6 +267,7 @@ def record(
             row.state, row.next_attempt_at = "queued", now + policy.backoff(row.attempts)
             row.last_error = response.error
         state = row.state
+    metrics.webhook_attempt(state)  # committed
     if response.error:
         log.warning(
             "webhook %s (%s) attempt %s: %s → %s", item.id, item.event, item.attempts, response.error, state
