@@ -55,7 +55,7 @@ from models.tables import (
     Source,
     User,
 )
-from workers import lead_events, outbox
+from workers import lead_events, outbox, probe
 from workers.assign import (
     RoutingConflict,
     RoutingSnapshot,
@@ -409,6 +409,8 @@ def plan_routing(
     extraction = understood.extraction
     if extraction.kind != "lead" or not extraction.enquiries:
         return []
+    if probe.waiting_run(session, policy.id, understood.parsed) is not None:
+        return []  # an end-to-end probe (issue 14): no routing decision
     if find_replied_lead(session, policy.id, extraction, understood.parsed) is not None:
         return []
     snaps = {} if snaps is None else snaps
@@ -464,6 +466,12 @@ def write_inbound(
     if row.state in INBOUND_FINAL_STATES and not (again and row.state == "unrecognised"):
         return IngestResult(row.state)
     parsed, extraction = understood.parsed, understood.extraction
+    taken = probe.take(
+        session, dealer_id=policy.id, inbound_id=row.id, via=envelope.via, parsed=parsed, now=now
+    )
+    if taken is not None:  # an end-to-end probe (issue 14): a probe lead, nothing else
+        finish_inbound(row, "processed", "probe", now)
+        return IngestResult("processed", lead_ids=[taken.id])
     if extraction.kind in ("auto_reply", "bounce", "bulk"):
         linked = None
         if extraction.bounce is not None:  # a report on one of our mails: onto its lead
