@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from models.db import Database
+from models.log_context import log_ids
 from models.tables import OUTBOUND_FINAL_STATES, OutboundMessage
 from workers.relay import DeliveryError, Outgoing, PermanentDeliveryError, Relay
 
@@ -96,6 +97,7 @@ def claim(
 
 def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: SendPolicy) -> dict[int, str]:
     states: dict[int, str] = {}
+    ids: dict[int, dict[str, object]] = {}  # for the log lines (issue 14)
     with db.session() as session:
         rows = {
             row.id: row
@@ -119,6 +121,7 @@ def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: Send
                 row.next_attempt_at = now + policy.backoff(outcome.attempts)
                 row.last_error = outcome.error
             states[row.id] = row.state
+            ids[row.id] = log_ids(outbound_id=row.id, lead_id=row.lead_id, dealer=row.dealer_id)
     for outcome in outcomes:
         if outcome.error:
             log.warning(
@@ -127,7 +130,10 @@ def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: Send
                 states[outcome.id],
                 outcome.attempts,
                 outcome.error,
+                extra=ids[outcome.id],
             )
+        else:
+            log.info("outbound %s: sent", outcome.id, extra=ids[outcome.id])
     return states
 
 

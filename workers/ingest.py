@@ -43,6 +43,7 @@ from intake.parsing.our_mail import OUR_HEADER, reply_address
 from intake.store import mailbox_key
 from models.autoresponse_gate import AnswerFacts, autoresponse_gate
 from models.db import Database, dialect_insert
+from models.log_context import each_logged, log_ids
 from models.policy import DealerPolicy, load_policy
 from models.routing import Decision, LeadFacts
 from models.tables import (
@@ -176,6 +177,12 @@ class _Item:
     def pending(self) -> bool:
         return self.result is None and self.error is None
 
+    def log_ids(self) -> dict[str, object]:
+        """The ids its log lines carry (issue 14)."""
+        dealer = self.envelope.dealer_id if self.envelope else None
+        leads = (self.result.lead_ids if self.result else None) or self.routed
+        return log_ids(inbound_id=self.id, dealer=dealer, lead_id=leads[0] if len(leads) == 1 else None)
+
 
 def ingest_batch(
     db: Database,
@@ -190,7 +197,7 @@ def ingest_batch(
     by a savepoint: one that fails (its exception is its result) takes no other with it."""
     items = [_Item(inbound_id) for inbound_id in dict.fromkeys(inbound_ids)]
     _load(db, items)
-    for item in items:
+    for item in each_logged(items, _Item.log_ids):
         if item.pending:
             try:
                 assert item.envelope is not None and item.policy is not None
@@ -210,7 +217,19 @@ def ingest_batch(
     mailing = [i for i in items if i.routed or (i.result is not None and i.result.state == "routed")]
     if mailing:
         _write_mails(db, mailing, now=now, timing=timing)
+    for item in items:
+        _log_outcome(item)
     return {item.id: item.error or item.result or IngestResult("missing") for item in items}
+
+
+def _log_outcome(item: _Item) -> None:
+    """One line per message with its ids: what ingest made of it (issue 14)."""
+    if item.error is not None:
+        return  # logged where it failed, and recorded on the row by the caller
+    result = item.result or IngestResult("missing")
+    leads = f", lead(s) {', '.join(map(str, result.lead_ids))}" if result.lead_ids else ""
+    mails = f", outbound {', '.join(map(str, result.outbound_ids))}" if result.outbound_ids else ""
+    log.info("inbound %s: %s%s%s", item.id, result.state, leads, mails, extra=item.log_ids())
 
 
 def ingest_message(
@@ -253,7 +272,7 @@ def _write_leads(db: Database, items: list[_Item], *, now: datetime, timing: Tim
         # the order every ingest takes its locks in, so two never wait for each other.
         lock_customers(session, [(item.policy, item.understood) for item in items])  # type: ignore[misc]
         relocked: set[str] = set()
-        for index, item in enumerate(items):
+        for index, item in enumerate(each_logged(items, _Item.log_ids)):
             assert item.policy is not None and item.understood is not None and item.envelope is not None
             for attempt in range(2):
                 try:
@@ -303,11 +322,11 @@ def _write_mails(db: Database, items: list[_Item], *, now: datetime, timing: Tim
             item.mails = lead_mails(
                 session, item.policy, lead_ids, item.envelope, item.understood, now, timing
             )
-    for item in items:  # rendering: no transaction
+    for item in each_logged(items, _Item.log_ids):  # rendering: no transaction
         assert item.policy is not None and item.mails is not None
         item.prepared = [outbox.prepare(item.policy, spec, now=now) for spec in item.mails.specs]
     with db.session() as session:
-        for item in items:
+        for item in each_logged(items, _Item.log_ids):
             assert item.policy is not None and item.mails is not None and item.understood is not None
             touched = item.result.lead_ids if item.result else item.routed
             new = item.routed or (item.result.new_lead_ids if item.result else [])
