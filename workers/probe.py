@@ -174,7 +174,16 @@ def probe_config_of(policy: DealerPolicy) -> tuple[str, str | None, timedelta]:
     probe = policy.config.monitoring.probe
     if probe is None:
         return "smtp", None, DEFAULT_TIMEOUT
-    return probe.via, probe.mailbox, parse_duration(probe.timeout)
+    return probe.via, imap_mailbox_of(policy), parse_duration(probe.timeout)
+
+
+def imap_mailbox_of(policy: DealerPolicy) -> str | None:
+    """The IMAP mailbox (its user) a probe via IMAP appends to: the one named, or the only one."""
+    probe = policy.config.monitoring.probe
+    if probe is not None and probe.mailbox is not None:
+        return probe.mailbox
+    users = [box.user for box in policy.imap]
+    return users[0] if len(users) == 1 else None
 
 
 def start(db: Database, dealer_id: str, via: str, *, now: datetime) -> Started:
@@ -212,26 +221,64 @@ def send(
         raise ProbeError(f"the SMTP intake at {host}:{port} did not take the probe mail: {exc}") from exc
 
 
-def _append(db: Database, settings: Settings, dealer_id: str, mailbox: str | None, raw: bytes) -> None:
-    """APPEND to the folder the dealer's poller reads, through the poller's own connection code
-    (TLS, STARTTLS, password or OAuth2 as configured)."""
+def _imap_session(db: Database, settings: Settings, dealer_id: str, mailbox: str | None) -> ImapPoller:
+    """A poller object for its connection code only (TLS, STARTTLS, password or OAuth2 as
+    configured); it is never started."""
     with db.read() as session:
         dealer = session.get(Dealer, dealer_id)
         accounts = accounts_from([dealer]) if dealer is not None else []
     found = [a for a in accounts if a.user == mailbox]
     if not found:
         raise ProbeError(f"dealer {dealer_id} has no [[dealers.imap]] mailbox {mailbox!r} for the probe")
-    account = found[0]
-    poller = ImapPoller(account, db, enqueue=None, secret_key=settings.secret_key)
+    return ImapPoller(found[0], db, enqueue=None, secret_key=settings.secret_key)
+
+
+def _logout(poller: ImapPoller) -> None:
+    with contextlib.suppress(Exception):
+        if poller.client is not None:
+            poller.client.logout()
+
+
+def _append(db: Database, settings: Settings, dealer_id: str, mailbox: str | None, raw: bytes) -> None:
+    """APPEND to the folder the dealer's poller reads: the real poller takes it from there."""
+    poller = _imap_session(db, settings, dealer_id, mailbox)
+    try:
+        poller.connect().append(poller.account.folder, raw)
+    except Exception as exc:
+        raise ProbeError(f"could not append the probe mail to {poller.account.key}: {exc}") from exc
+    finally:
+        _logout(poller)
+
+
+def remove_from_mailbox(
+    db: Database, settings: Settings, dealer_id: str, mailbox: str | None, token: str
+) -> int:
+    """Delete the probe's own mail from the dealer's mailbox (the folder read and the one the
+    poller moves to), found by its Message-ID; ``UID EXPUNGE`` (UIDPLUS) removes only that mail,
+    without it the mail stays flagged ``\\Deleted``. Never fails the probe: a warning at most."""
+    removed = 0
+    try:
+        poller = _imap_session(db, settings, dealer_id, mailbox)
+    except ProbeError:
+        return 0
+    account = poller.account
     try:
         client = poller.connect()
-        client.append(account.folder, raw)
+        for folder in dict.fromkeys(f for f in (account.folder, account.move_to) if f):
+            client.select_folder(folder)
+            uids = client.search(["HEADER", "Message-ID", probe_message_id(token)])
+            if uids:
+                client.add_flags(uids, [b"\\Deleted"])
+                if client.has_capability("UIDPLUS"):
+                    client.uid_expunge(uids)
+                removed += len(uids)
     except Exception as exc:
-        raise ProbeError(f"could not append the probe mail to {account.key}: {exc}") from exc
+        log.warning(
+            "probe: could not remove its mail from %s: %s", account.key, exc, extra={"dealer": dealer_id}
+        )
     finally:
-        with contextlib.suppress(Exception):
-            if poller.client is not None:
-                poller.client.logout()
+        _logout(poller)
+    return removed
 
 
 def state_of(db: Database, run_id: int) -> ProbeRun | None:
@@ -335,17 +382,14 @@ def run_probe(
     """The whole probe, blocking: start, send, wait for the probe lead, remove it."""
     with db.read() as session:
         policy = load_policy(session, dealer_id)
-    configured_via, mailbox, configured_timeout = probe_config_of(policy)
+    configured_via, _, configured_timeout = probe_config_of(policy)
     via = via or configured_via
     limit = timedelta(seconds=timeout) if timeout is not None else configured_timeout
+    mailbox = imap_mailbox_of(policy)
     if via == "imap" and mailbox is None:
-        imap = list(policy.imap)
-        if len(imap) != 1:
-            raise ProbeError(
-                f"dealer {dealer_id}: say which IMAP mailbox the probe uses "
-                "([dealers.monitoring.probe] mailbox)"
-            )
-        mailbox = imap[0].user
+        raise ProbeError(
+            f"dealer {dealer_id}: say which IMAP mailbox the probe uses ([dealers.monitoring.probe] mailbox)"
+        )
     run = start(db, dealer_id, via, now=clock())
     result = ProbeResult(dealer_id, via, run.run_id, "waiting", None, None)
     try:
@@ -369,6 +413,8 @@ def run_probe(
             poll(wait)
             wait = min(wait * 1.5, 0.5)
     result.removed = remove_traces(db, dealer_id, run.token)
+    if via == "imap":
+        result.removed["imap"] = remove_from_mailbox(db, settings, dealer_id, mailbox, run.token)
     return result
 
 
@@ -377,6 +423,7 @@ def run_probe(
 class _Tracked:
     run: Started
     timeout: timedelta
+    mailbox: str | None = None
 
 
 class PeriodicProbes:
@@ -431,7 +478,7 @@ class PeriodicProbes:
             except ProbeError as exc:
                 log.warning("probe of %s failed: %s", policy.id, exc, extra={"dealer": policy.id})
                 give_up(self.db, run.run_id, "failed", str(exc), now=now)
-            self.tracked[run.run_id] = _Tracked(run, timeout)
+            self.tracked[run.run_id] = _Tracked(run, timeout, mailbox)
             started.append(run.run_id)
         return started
 
@@ -446,6 +493,10 @@ class PeriodicProbes:
                     continue  # taken in the last moment: finished on the next pass
                 log.warning("probe %s of %s: %s", run_id, tracked.run.dealer_id, error)
             remove_traces(self.db, tracked.run.dealer_id, tracked.run.token)
+            if tracked.run.via == "imap":
+                remove_from_mailbox(
+                    self.db, self.settings, tracked.run.dealer_id, tracked.mailbox, tracked.run.token
+                )
             del self.tracked[run_id]
 
     def _leftovers(self, now: datetime, since: datetime) -> None:
