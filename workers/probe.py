@@ -36,7 +36,7 @@ from models.clock import Clock, system_clock
 from models.db import Database
 from models.durations import parse_duration
 from models.ops_tables import ProbeRun
-from models.policy import DealerPolicy, load_policy
+from models.policy import DealerPolicy, load_policy, policy_for
 from models.privacy_tables import AuditEntry
 from models.probe_rules import (
     PROBE_FORMAT,
@@ -456,10 +456,9 @@ class PeriodicProbes:
 
     def _start_due(self, now: datetime) -> list[int]:
         with self.db.read() as session:
-            dealers = list(session.scalars(select(Dealer.id).order_by(Dealer.id)))
             plans = []
-            for dealer_id in dealers:
-                policy = load_policy(session, dealer_id)
+            for dealer in session.scalars(select(Dealer).order_by(Dealer.id)):
+                policy, dealer_id = policy_for(dealer), dealer.id
                 probe = policy.config.monitoring.probe
                 if probe is None or probe.every is None:
                     continue
