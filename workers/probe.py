@@ -444,7 +444,15 @@ class PeriodicProbes:
         self._leftovers_at: datetime | None = None
 
     def once(self, now: datetime) -> list[int]:
-        """One pass; the ids of the runs started now."""
+        """One pass; the ids of the runs started now. A failure here is logged and never
+        stops the scheduler's pass (its heartbeat, escalations and sweeps go on)."""
+        try:
+            return self._once(now)
+        except Exception:
+            log.exception("probe pass failed")
+            return []
+
+    def _once(self, now: datetime) -> list[int]:
         self._finish(now)
         if self._leftovers_at is None or now - self._leftovers_at >= self.LEFTOVERS_EVERY:
             since = (
