@@ -78,10 +78,11 @@ def test_a_probe_via_imap_is_taken_by_the_poller_and_removed_from_the_mailbox(
 
 
 def test_the_scheduler_probes_periodically_without_waiting_and_times_out_forgotten_runs(
-    sqlite_url: str, tmp_path: Path, sink: SmtpSink
+    pg_url: str, tmp_path: Path, sink: SmtpSink
 ) -> None:
+    # On PostgreSQL (the probe against `lms run` covers SQLite).
     config = _config(tmp_path, '\n[dealers.monitoring.probe]\nevery = "1m"\ntimeout = "30s"\n')
-    stack = Stack(sqlite_url, relay_url=sink.url, config=config)
+    stack = Stack(pg_url, relay_url=sink.url, config=config)
     try:
         settings = stack.settings.model_copy(update={"smtp_listen": f"127.0.0.1:{stack.smtp_port}"})
         now = system_clock()
