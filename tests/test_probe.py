@@ -19,6 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from models.clock import system_clock
+from models.config_apply import apply_config
+from models.db import Database
+from models.dealer_config import load_config_file
+from models.migrate import upgrade
 from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.processes import ROOT, LmsProcess, lms, lms_env
 from tests.support.services import free_port, wait_until
@@ -76,8 +81,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         web_listen=f"127.0.0.1:{free_port()}",
         sweep_interval_seconds="1",
     )
-    assert lms("migrate", env=env, cwd=tmp).returncode == 0
-    assert lms("config", "apply", "examples/lms.toml", env=env, cwd=tmp).returncode == 0
+    db = Database(url)  # migrated and configured here: two `lms` processes fewer
+    try:
+        upgrade(db)
+        with db.session() as session:
+            apply_config(session, load_config_file(tmp / "examples" / "lms.toml"), now=system_clock())
+    finally:
+        db.dispose()
     process = LmsProcess("run", env=env, cwd=tmp, log=tmp / "run.log")
     try:
         wait_until(lambda: _listening(port), what="lms run to listen")
@@ -134,10 +144,10 @@ def test_a_forged_or_expired_probe_token_is_an_ordinary_lead_with_its_autorespon
 def test_a_probe_that_never_becomes_a_lead_is_a_timeout_with_exit_2(daemon: Daemon, sink: SmtpSink) -> None:
     # An "intake" that takes the mail and does nothing with it: no lead ever comes.
     env = {**daemon.env, "LMS_SMTP_LISTEN": f"127.0.0.1:{sink.port}"}
-    out = lms("ops", "probe", "--dealer", "muster", "--timeout", "1", env=env, cwd=daemon.dir)
+    out = lms("ops", "probe", "--dealer", "muster", "--timeout", "0.5", env=env, cwd=daemon.dir)
     assert out.returncode == 2
     error = out.stderr.decode().strip()
-    assert error.count("\n") == 0 and "timeout" in error and "no probe lead within 1s" in error, error
+    assert error.count("\n") == 0 and "timeout" in error and "no probe lead within 0.5s" in error, error
     assert out.stdout == b""
     [mail] = sink.messages
     assert mail.recipients == [DEMO_MAILBOX] and mail.envelope_from in ("", "<>")
