@@ -143,7 +143,7 @@ def test_a_forged_or_expired_probe_token_is_an_ordinary_lead_with_its_autorespon
 
 def test_a_probe_that_never_becomes_a_lead_is_a_timeout_with_exit_2(daemon: Daemon, sink: SmtpSink) -> None:
     # An "intake" that takes the mail and does nothing with it: no lead ever comes.
-    env = {**daemon.env, "LMS_SMTP_LISTEN": f"127.0.0.1:{sink.port}"}
+    env = {**daemon.env, "LMS_PROBE_SMTP": f"127.0.0.1:{sink.port}"}
     out = lms("ops", "probe", "--dealer", "muster", "--timeout", "0.5", env=env, cwd=daemon.dir)
     assert out.returncode == 2
     error = out.stderr.decode().strip()

@@ -211,7 +211,7 @@ def send(
     if run.via == "imap":
         _append(db, settings, policy.id, mailbox, raw)
         return
-    host, port = split_host_port(settings.smtp_listen)
+    host, port = split_host_port(settings.probe_smtp or settings.smtp_listen)
     if host in ("0.0.0.0", "::", ""):  # a wildcard listener is reached on loopback
         host = "127.0.0.1"
     try:
