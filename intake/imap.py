@@ -55,6 +55,7 @@ from intake.store import Enqueue, Incoming, store_many
 from models import metrics
 from models.clock import Clock, system_clock
 from models.db import Database, dialect_insert
+from models.log_context import bind_thread
 from models.mailbox_tables import ImapSkipped
 from models.policy import policy_for
 from models.tables import Dealer, ImapLedger, ImapStatus
@@ -219,6 +220,7 @@ class ImapPoller:
         self._thread.join(timeout=SOCKET_TIMEOUT + 5)
 
     def run(self) -> None:
+        bind_thread(dealer=self.account.dealer_id)  # every line of this poller names its dealer
         failures = 0
         while not self._stop.is_set():
             try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from models.log_context import log_ids
 from models.text import safe_text
 
 log = logging.getLogger(__name__)
@@ -252,12 +253,15 @@ def store_batch(
     back to one transaction per mail, so one bad mail cannot hold the others back.
     """
     try:
-        return _commit(connection, dialect, items, now=now, grace=grace, lock_wait=lock_wait)
+        results = _commit(connection, dialect, items, now=now, grace=grace, lock_wait=lock_wait)
     except Exception as exc:
         if len(items) == 1 or is_operational(exc):
             raise
         log.warning("a batch of %d mails failed (%s); storing them one by one", len(items), exc)
-    results: list[Outcome | UnknownRecipient] = []
+    else:
+        _log_stored(items, results)
+        return results
+    results = []
     for item in items:
         try:
             results.extend(_commit(connection, dialect, [item], now=now, grace=grace, lock_wait=lock_wait))
@@ -266,7 +270,26 @@ def store_batch(
                 raise
             log.exception("storing one mail failed")
             results.append(exc)  # type: ignore[arg-type]
+    _log_stored(items, results)
     return results
+
+
+def _log_stored(items: Sequence[Incoming], results: Sequence[object]) -> None:
+    """One line per stored row, with its ids (issue 14): the first line of a mail's story."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for item, result in zip(items, results, strict=True):
+        if isinstance(result, Outcome):
+            for stored in result.stored:
+                what = "duplicate of inbound" if stored.duplicate else "stored inbound"
+                log.info(
+                    "%s %s via %s (%d bytes)",
+                    what,
+                    stored.id,
+                    item.via,
+                    len(item.raw),
+                    extra=log_ids(inbound_id=stored.id, dealer=stored.dealer_id),
+                )
 
 
 def _commit(

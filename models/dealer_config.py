@@ -449,6 +449,24 @@ class DealerConfig(Strict):
             raise ValueError(f'{value!r} is no IANA time zone such as "Europe/Berlin"') from None
         return value
 
+    @model_validator(mode="after")
+    def _probe_mailbox(self) -> DealerConfig:
+        """A probe via IMAP appends to one of the dealer's own polled mailboxes: that one must
+        exist (named by its user; unnamed only when there is exactly one)."""
+        probe = self.monitoring.probe
+        if probe is None or probe.via != "imap":
+            return self
+        users = [box.user for box in self.imap]
+        if probe.mailbox is None and len(users) != 1:
+            raise ValueError(
+                "monitoring.probe: via = \"imap\" needs 'mailbox', the user of a [[dealers.imap]] entry"
+            )
+        if probe.mailbox is not None and probe.mailbox not in users:
+            raise ValueError(
+                f"monitoring.probe.mailbox: no [[dealers.imap]] entry with user {probe.mailbox!r}"
+            )
+        return self
+
     @property
     def sender_name(self) -> str:
         return self.from_name or self.name

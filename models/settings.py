@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     health_relay_failure_minutes: float = Field(default=15.0, gt=0)
     health_pending_seconds: float = Field(default=600.0, gt=0)
     health_unrecognised_hours: float = Field(default=24.0, gt=0)
+    # Where the end-to-end probe (via smtp) hands its mail over: our SMTP intake as this
+    # process reaches it (e.g. "smtp:2525" in docker-compose); unset: LMS_SMTP_LISTEN.
+    probe_smtp: str | None = None
 
     def database_options(self) -> dict[str, float | int]:
         """Keyword arguments of :class:`models.db.Database` from these settings."""

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from models.db import Database
+from models.log_context import log_ids
 from models.tables import OUTBOUND_FINAL_STATES, OutboundMessage
 from workers.outbound_metrics import count_final
 from workers.relay import DeliveryError, Outgoing, PermanentDeliveryError, Relay
@@ -101,6 +102,7 @@ def claim(
 def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: SendPolicy) -> dict[int, str]:
     states: dict[int, str] = {}
     finals: list[tuple[str, str, int | None]] = []
+    ids: dict[int, dict[str, object]] = {}  # for the log lines (issue 14)
     with db.session() as session:
         rows = {
             row.id: row
@@ -126,6 +128,7 @@ def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: Send
             states[row.id] = row.state
             if row.state != "queued":
                 finals.append((row.kind, row.state, row.lead_id))
+            ids[row.id] = log_ids(outbound_id=row.id, lead_id=row.lead_id, dealer=row.dealer_id)
     count_final(db, finals)
     for outcome in outcomes:
         if outcome.error:
@@ -135,7 +138,10 @@ def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: Send
                 states[outcome.id],
                 outcome.attempts,
                 outcome.error,
+                extra=ids[outcome.id],
             )
+        else:
+            log.info("outbound %s: sent", outcome.id, extra=ids[outcome.id])
     return states
 
 

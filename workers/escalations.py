@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from models.db import Database, dialect_insert
 from models.escalation import LeadClock, Step, first_due, plan
+from models.log_context import each_logged, log_ids
 from models.policy import DealerPolicy, policy_for
 from models.tables import Contact, Dealer, EscalationEvent, Lead, LeadActivity, User
 from workers import lead_events, outbox
@@ -205,6 +206,7 @@ def process_lead(
         if event_id is None:
             continue  # another scheduler fired it
         if step.fire:
+            log.info("lead %s: %s fired (due %s)", lead.id, step.stage, step.nominal.isoformat())
             claimed.mails += _fire(session, policy, lead, step, now)
             claimed.events.append(event_id)
             result.fired[step.stage] = result.fired.get(step.stage, 0) + 1
@@ -271,6 +273,10 @@ def _recover(db: Database, *, now: datetime, grace: timedelta, after: timedelta)
     return _deliver(db, claimed, now=now, grace=grace) if claimed else []
 
 
+def _log_ids(lead: Lead) -> dict[str, object]:
+    return log_ids(lead_id=lead.id, dealer=lead.dealer_id)
+
+
 def run_pass(
     db: Database,
     *,
@@ -297,7 +303,7 @@ def run_pass(
             dealers = {d.id: d for d in session.scalars(select(Dealer).where(Dealer.id.in_(wanted)))}
             claimed = [
                 process_lead(session, lead, policy_for(dealers[lead.dealer_id]), now=now, result=result)
-                for lead in leads
+                for lead in each_logged(leads, _log_ids)
             ]
         result.leads += len(leads)
         claimed = [c for c in claimed if c.mails or c.events]

@@ -44,6 +44,7 @@ from intake.store import mailbox_key
 from models import metrics
 from models.autoresponse_gate import AnswerFacts, autoresponse_gate
 from models.db import Database, dialect_insert
+from models.log_context import each_logged, log_ids
 from models.policy import DealerPolicy, load_policy
 from models.routing import Decision, LeadFacts
 from models.tables import (
@@ -56,7 +57,7 @@ from models.tables import (
     Source,
     User,
 )
-from workers import lead_events, outbox
+from workers import lead_events, outbox, probe
 from workers.assign import (
     RoutingConflict,
     RoutingSnapshot,
@@ -182,6 +183,12 @@ class _Item:
     def pending(self) -> bool:
         return self.result is None and self.error is None
 
+    def log_ids(self) -> dict[str, object]:
+        """The ids its log lines carry (issue 14)."""
+        dealer = self.envelope.dealer_id if self.envelope else None
+        leads = (self.result.lead_ids if self.result else None) or self.routed
+        return log_ids(inbound_id=self.id, dealer=dealer, lead_id=leads[0] if len(leads) == 1 else None)
+
 
 def ingest_batch(
     db: Database,
@@ -196,7 +203,7 @@ def ingest_batch(
     by a savepoint: one that fails (its exception is its result) takes no other with it."""
     items = [_Item(inbound_id) for inbound_id in dict.fromkeys(inbound_ids)]
     _load(db, items)
-    for item in items:
+    for item in each_logged(items, _Item.log_ids):
         if item.pending:
             try:
                 assert item.envelope is not None and item.policy is not None
@@ -218,6 +225,8 @@ def ingest_batch(
     if mailing:
         _write_mails(db, mailing, now=now, timing=timing)
         _count(mailing)
+    for item in items:
+        _log_outcome(item)
     return {item.id: item.error or item.result or IngestResult("missing") for item in items}
 
 
@@ -235,6 +244,16 @@ def _count(items: list[_Item]) -> None:
             else:
                 metrics.lead_created(envelope.dealer_id, source, lead_type, envelope.received_at)
         result.reason, result.created = None, []  # counted once
+
+
+def _log_outcome(item: _Item) -> None:
+    """One line per message with its ids: what ingest made of it (issue 14)."""
+    if item.error is not None:
+        return  # logged where it failed, and recorded on the row by the caller
+    result = item.result or IngestResult("missing")
+    leads = f", lead(s) {', '.join(map(str, result.lead_ids))}" if result.lead_ids else ""
+    mails = f", outbound {', '.join(map(str, result.outbound_ids))}" if result.outbound_ids else ""
+    log.info("inbound %s: %s%s%s", item.id, result.state, leads, mails, extra=item.log_ids())
 
 
 def ingest_message(
@@ -277,7 +296,7 @@ def _write_leads(db: Database, items: list[_Item], *, now: datetime, timing: Tim
         # the order every ingest takes its locks in, so two never wait for each other.
         lock_customers(session, [(item.policy, item.understood) for item in items])  # type: ignore[misc]
         relocked: set[str] = set()
-        for index, item in enumerate(items):
+        for index, item in enumerate(each_logged(items, _Item.log_ids)):
             assert item.policy is not None and item.understood is not None and item.envelope is not None
             for attempt in range(2):
                 try:
@@ -327,11 +346,11 @@ def _write_mails(db: Database, items: list[_Item], *, now: datetime, timing: Tim
             item.mails = lead_mails(
                 session, item.policy, lead_ids, item.envelope, item.understood, now, timing
             )
-    for item in items:  # rendering: no transaction
+    for item in each_logged(items, _Item.log_ids):  # rendering: no transaction
         assert item.policy is not None and item.mails is not None
         item.prepared = [outbox.prepare(item.policy, spec, now=now) for spec in item.mails.specs]
     with db.session() as session:
-        for item in items:
+        for item in each_logged(items, _Item.log_ids):
             assert item.policy is not None and item.mails is not None and item.understood is not None
             touched = item.result.lead_ids if item.result else item.routed
             new = item.routed or (item.result.new_lead_ids if item.result else [])
@@ -433,6 +452,8 @@ def plan_routing(
     extraction = understood.extraction
     if extraction.kind != "lead" or not extraction.enquiries:
         return []
+    if probe.waiting_run(session, policy.id, understood.parsed) is not None:
+        return []  # an end-to-end probe (issue 14): no routing decision
     if find_replied_lead(session, policy.id, extraction, understood.parsed) is not None:
         return []
     snaps = {} if snaps is None else snaps
@@ -488,6 +509,12 @@ def write_inbound(
     if row.state in INBOUND_FINAL_STATES and not (again and row.state == "unrecognised"):
         return IngestResult(row.state)
     parsed, extraction = understood.parsed, understood.extraction
+    taken = probe.take(
+        session, dealer_id=policy.id, inbound_id=row.id, via=envelope.via, parsed=parsed, now=now
+    )
+    if taken is not None:  # an end-to-end probe (issue 14): a probe lead, nothing else
+        finish_inbound(row, "processed", "probe", now)
+        return IngestResult("processed", lead_ids=[taken.id])
     if extraction.kind in ("auto_reply", "bounce", "bulk"):
         linked = None
         if extraction.bounce is not None:  # a report on one of our mails: onto its lead

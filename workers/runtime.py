@@ -39,6 +39,7 @@ from workers.heartbeat import beat
 from workers.ingest import Timing, ingest_batch
 from workers.parse_facts import ReceivingSide, TxtResolver
 from workers.privacy import apply_retention
+from workers.probe import PeriodicProbes
 from workers.relay import Relay, relay_from_url
 from workers.sweeper import SweepResult, sweep
 from workers.weekly_summary import WeeklyResult, WeeklySummaries
@@ -314,6 +315,7 @@ class Scheduler:
         self.tick = tick
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lms-scheduler", daemon=True)
+        self.probes = PeriodicProbes(runtime.db, runtime.settings)  # issue 14: sends, never waits
 
     def start(self) -> None:
         self._thread.start()
@@ -339,6 +341,7 @@ class Scheduler:
                 result = self.runtime.escalate_once()
                 if result.fired or result.skipped:
                     log.info("escalations fired: %s (skipped %d)", result.fired, result.skipped)
+                self.probes.once(self.runtime.clock())
                 upcoming = next_event(self.runtime.db)
                 if upcoming is not None:
                     wait = min(wait, max(0.05, (upcoming - self.runtime.clock()).total_seconds()))

@@ -39,6 +39,7 @@ from models.adf_export import lead_adf
 from models.db import Database
 from models.dealer_config import WebhookConfig
 from models.lead_views import lead_dict
+from models.log_context import log_ids
 from models.policy import DealerPolicy, UnknownDealer, load_policy
 from models.tables import Lead
 from models.webhook_signing import headers as signed_headers
@@ -258,6 +259,7 @@ def record(
         row = session.get(WebhookDelivery, item.id, with_for_update=True)
         if row is None or row.state != "sending" or row.attempts != item.attempts:
             return row.state if row is not None else "missing"  # replayed or taken over meanwhile
+        ids = log_ids(webhook_id=row.id, lead_id=row.lead_id, dealer=row.dealer_id)  # issue 14
         row.updated_at, row.last_status = now, response.status
         if response.error is None:
             row.state, row.delivered_at, row.next_attempt_at, row.last_error = "delivered", now, None, None
@@ -270,8 +272,16 @@ def record(
     metrics.webhook_attempt(state)  # committed
     if response.error:
         log.warning(
-            "webhook %s (%s) attempt %s: %s → %s", item.id, item.event, item.attempts, response.error, state
+            "webhook %s (%s) attempt %s: %s → %s",
+            item.id,
+            item.event,
+            item.attempts,
+            response.error,
+            state,
+            extra=ids,
         )
+    else:
+        log.info("webhook %s (%s): delivered", item.id, item.event, extra=ids)
     return state
 
 

@@ -114,3 +114,37 @@ def ops_retry(
     finally:
         db.dispose()
     click.echo(f"queued again: {done.inbound} inbound, {done.outbound} outbound, {done.webhooks} webhook(s)")
+
+
+@ops.command("probe")
+@click.option("--dealer", "dealer_id", required=True)
+@click.option(
+    "--via", type=click.Choice(["smtp", "imap"]), help="Default: the dealer's [dealers.monitoring.probe]."
+)
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for the probe lead.")
+@click.option("--json", "as_json", is_flag=True)
+def ops_probe(dealer_id: str, via: str | None, timeout: float | None, as_json: bool) -> None:
+    """Send a marked test enquiry through the intake, time it until it is a (probe) lead, and
+    remove it again. Exit 0 when it arrived, 2 when it did not (timeout or failure)."""
+    from models.policy import UnknownDealer
+    from workers.probe import ProbeError, run_probe
+
+    db = open_db()
+    try:
+        result = run_probe(db, settings(), dealer_id, via=via, timeout=timeout)
+    except UnknownDealer:
+        fail(f"no dealer {dealer_id!r}")
+    except ProbeError as exc:
+        fail(str(exc), code=2)
+    finally:
+        db.dispose()
+    if as_json:
+        emit_json(result.as_json())
+    elif result.state == "ok":
+        click.echo(
+            f"probe {dealer_id} via {result.via}: a probe lead after {result.seconds:.3f}s "
+            f"(run {result.run_id}; removed: {result.removed['leads']} lead, "
+            f"{result.removed['inbound']} mail)"
+        )
+    if result.state != "ok":
+        fail(f"probe {dealer_id} via {result.via}: {result.state}, {result.error}", code=2)
