@@ -20,7 +20,7 @@ from models.health import (
     scheduler_issue,
     verdict,
 )
-from models.ops_tables import Heartbeat
+from models.ops_tables import Heartbeat, ProbeRun
 from models.ops_views import ops_status
 from models.policy import DealerPolicy, policy_for
 from models.settings import Settings
@@ -61,6 +61,7 @@ def health_verdict(
         policy = policy_for(row)
         issues += _mailbox_issues(session, policy, row, statuses, now)
         issues += _lead_flow_issues(session, policy, row, now)
+        issues += _probe_issues(session, policy)
     return verdict(issues, now)
 
 
@@ -137,6 +138,29 @@ def _lead_flow_issues(session: Session, policy: DealerPolicy, dealer: Dealer, no
         if found:
             issues.append(found)
     return issues
+
+
+def _probe_issues(session: Session, policy: DealerPolicy) -> list[Issue]:
+    """The dealer's last finished end-to-end probe failed: mail sent along the customer's path
+    did not become a lead in time."""
+    last = session.scalars(
+        select(ProbeRun)
+        .where(ProbeRun.dealer_id == policy.id, ProbeRun.state != "waiting")
+        .order_by(ProbeRun.started_at.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.state == "ok":
+        return []
+    return [
+        Issue(
+            "probe_failing",
+            "critical",
+            f"the last end-to-end probe of dealer {policy.id} via {last.via} ended {last.state} "
+            f"({last.started_at.isoformat()}): {last.error or 'no probe lead in time'}",
+            policy.id,
+            {"run": last.id, "state": last.state},
+        )
+    ]
 
 
 def _pipeline(session: Session, *, now: datetime, limits: Thresholds, dealer: str | None) -> PipelineFacts:

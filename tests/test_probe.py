@@ -153,3 +153,14 @@ def test_a_probe_that_never_becomes_a_lead_is_a_timeout_with_exit_2(daemon: Daem
     assert mail.recipients == [DEMO_MAILBOX] and mail.envelope_from in ("", "<>")
     token = mail.message["X-LMS-Probe"]
     assert daemon.query("SELECT state FROM probe_runs WHERE token = :t", t=token) == [("timeout",)]
+
+    # The health verdict says so until a probe succeeds again.
+    def probe_issues() -> tuple[int, list[str]]:
+        out = lms("ops", "health", "--json", "--dealer", "muster", env=daemon.env, cwd=daemon.dir)
+        return out.returncode, [
+            i["check"] for i in json.loads(out.stdout)["issues"] if i["check"].startswith("probe")
+        ]
+
+    assert probe_issues() == (2, ["probe_failing"])
+    assert lms("ops", "probe", "--dealer", "muster", env=daemon.env, cwd=daemon.dir).returncode == 0
+    assert probe_issues()[1] == []
