@@ -134,6 +134,25 @@ def imap_issues(box: ImapFacts, now: datetime) -> list[Issue]:
     return []
 
 
+def oauth_issue(dealer: str, mailbox: str, state: str | None, last_error: str | None) -> Issue | None:
+    """An OAuth2 mailbox nobody connected, or whose grant the provider refused (revoked, the
+    password changed): only a person can mend it, with ``lms imap connect`` or the admin page."""
+    if state == "connected":
+        return None
+    if state is None:
+        what, check = "was never connected", "oauth_not_connected"
+    else:
+        what, check = f"has a refused grant ({last_error or state})", "oauth_refused"
+    return Issue(
+        check,
+        "critical",
+        f"OAuth2 mailbox {mailbox} {what}: connect it with lms imap connect {dealer} {mailbox} "
+        "or on the admin page Connect mailbox",
+        dealer,
+        {"mailbox": mailbox, "state": state},
+    )
+
+
 def delivery_silence_issue(
     dealer: str,
     calendar: BusinessCalendar,

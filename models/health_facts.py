@@ -16,10 +16,12 @@ from models.health import (
     Verdict,
     delivery_silence_issue,
     imap_issues,
+    oauth_issue,
     pipeline_issues,
     scheduler_issue,
     verdict,
 )
+from models.mailbox_tables import OAuthToken
 from models.ops_tables import Heartbeat, ProbeRun
 from models.ops_views import ops_status
 from models.policy import DealerPolicy, policy_for
@@ -83,6 +85,13 @@ def _mailbox_issues(
             failing_since=status.failing_since if status else None,
         )
         issues += imap_issues(facts, now)
+        if box.auth == "xoauth2":
+            grant = session.get(OAuthToken, (policy.id, box.user.lower()))
+            found = oauth_issue(
+                policy.id, box.user, grant.state if grant else None, grant.last_error if grant else None
+            )
+            if found:
+                issues.append(found)
     limit = policy.delivery_silence_limit
     if limit is not None:
         last_mail = session.scalar(

@@ -22,6 +22,8 @@ from intake.imap import OUR_KEYWORD
 from intake.oauth import refresh as real_refresh
 from intake.oauth_tokens import AccessTokens
 from models.clock import system_clock
+from models.health import Thresholds
+from models.health_facts import health_verdict
 from models.mailbox_tables import OAuthPending, OAuthToken
 from models.secret_box import SecretBox
 from models.token_store import load_token, save_refreshed
@@ -194,6 +196,10 @@ def test_a_revoked_grant_is_reported_and_nothing_is_lost_once_the_mailbox_is_con
         grant = ops_status(stack)["oauth"][0]
         assert grant["state"] == "refused" and "invalid_grant" in grant["last_error"]
         assert oauth.count("grant:refresh_token") == 1
+        with stack.db.read() as session:  # the health verdict says who must do what
+            verdict = health_verdict(session, now=system_clock(), limits=Thresholds())
+        [refused] = [i for i in verdict.issues if i.check == "oauth_refused"]
+        assert refused.severity == "critical" and "lms imap connect muster leads" in refused.message
         assert stored(stack) == [] and all(KEYWORD not in f for f in dovecot.folder().values())
         dovecot.append(enquiry(subject="auch noch"))
         connect(stack, oauth)  # a person connects the mailbox again
@@ -211,6 +217,9 @@ def test_a_revoked_grant_is_reported_and_nothing_is_lost_once_the_mailbox_is_con
 def test_the_authorization_code_flow_with_pkce_as_the_web_page_would_call_it(
     stack: Stack, dovecot: Dovecot, oauth: OAuthServer
 ) -> None:
+    with stack.db.read() as session:  # not connected yet: the health verdict says so
+        verdict = health_verdict(session, now=system_clock(), limits=Thresholds())
+    assert "oauth_not_connected" in {i.check for i in verdict.issues}
     [offered] = oauth_mailboxes_state(stack.db)  # what the page lists
     assert (offered.dealer_id, offered.user, offered.state) == ("muster", "leads", "not_connected")
     callback = "https://lms.example/admin/mailboxes/callback"
