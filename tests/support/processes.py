@@ -22,7 +22,7 @@ def lms_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def lms_here(*args: str, env: dict[str, str]) -> Result:
+def lms_here(*args: str, env: dict[str, str], input: bytes | None = None) -> Result:
     """The same command in the test's process (click's runner, the ``LMS_*`` settings of ``env``):
     for preparing what a test needs, where starting a Python process adds a second and tells
     nothing (what runs as a process is tested as one)."""
@@ -30,7 +30,10 @@ def lms_here(*args: str, env: dict[str, str]) -> Result:
 
     from lms.cli import main
 
-    return CliRunner(env={k: v for k, v in env.items() if k.startswith("LMS_")}).invoke(main, list(args))
+    # As lms_env does for a process: only the given LMS_* settings, none of the test run's own.
+    settings: dict[str, str | None] = {k: None for k in os.environ if k.startswith("LMS_")}
+    settings.update({k: v for k, v in env.items() if k.startswith("LMS_")})
+    return CliRunner(env=settings).invoke(main, list(args), input=input)
 
 
 def lms(
