@@ -19,10 +19,13 @@ run: $(STAMP)
 	$(BIN)/python examples/demo_passwords.py
 	exec $(BIN)/lms run
 
+# Two pytest workers: most of a test's time is waiting (on services, processes, Dovecot,
+# Chromium), so two share the two cores well. A module stays on one worker (its fixtures are
+# set up once); every test has its own ports, database, queue prefix and Dovecot instance.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

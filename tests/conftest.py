@@ -6,10 +6,36 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from argon2 import PasswordHasher
 
 from tests.support.oauth_server import OAuthServer
 from tests.support.services import PG_ADMIN_DSN, REDIS_URL, free_port, require, unique
 from tests.support.sink import SmtpSink
+from workers import accounts
+
+# Argon2id with argon2-cffi's RFC 9106 defaults (64 MiB, 3 passes, 4 lanes) costs ~0.2 s a
+# hash on this machine's 2 cores, and the web tests hash seven passwords per stack and verify
+# one per sign-in. In this process (not in ``lms`` subprocesses) tests hash with the cheapest
+# Argon2id instead: the same code paths, the same answers. tests/test_password_hashing.py
+# checks the production parameters with the real hasher.
+PRODUCTION_HASHER = accounts._hasher
+PRODUCTION_DUMMY_HASH = accounts._DUMMY_HASH
+_CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_hasher", _CHEAP_HASHER)
+        patch.setattr(accounts, "_DUMMY_HASH", _CHEAP_HASHER.hash("not a password of anyone"))
+        yield
+
+
+@pytest.fixture
+def production_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hasher production uses, for the test of its parameters."""
+    monkeypatch.setattr(accounts, "_hasher", PRODUCTION_HASHER)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
 
 
 @pytest.fixture

@@ -9,8 +9,15 @@ import smtplib
 from pathlib import Path
 
 from tests.support.mails import DEMO_MAILBOX, enquiry
-from tests.support.processes import ROOT, LmsProcess, lms, lms_env
+from tests.support.processes import ROOT, LmsProcess, lms_env, lms_here
 from tests.support.services import free_port, wait_until
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Migrated and configured, in the test's process (the daemons are what runs as processes)."""
+    assert lms_here("migrate", env=env).exit_code == 0
+    configured = lms_here("config", "apply", str(ROOT / "examples" / "lms.toml"), env=env)
+    assert configured.exit_code == 0, configured.output
 
 
 def send_and_tell_acceptor(port: int, sender: str = "erika@example.org") -> str | None:
@@ -32,8 +39,7 @@ def send_and_tell_acceptor(port: int, sender: str = "erika@example.org") -> str 
 def test_two_acceptor_processes_share_the_port_and_both_accept(sqlite_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = lms_env(database_url=sqlite_url, smtp_listen=f"127.0.0.1:{port}")
-    assert lms("migrate", env=env).returncode == 0
-    assert lms("config", "apply", "examples/lms.toml", env=env).returncode == 0
+    prepare(env)
     smtp = LmsProcess("smtp", "--processes", "2", env=env, log=tmp_path / "smtp.log")
     seen: list[str] = []
     try:
@@ -62,8 +68,9 @@ def test_lms_run_with_two_acceptors_turns_every_mail_into_a_lead(tmp_path: Path)
         smtp_processes="2",
         sweep_interval_seconds="1",
     )
-    assert lms("migrate", env=env, cwd=tmp_path).returncode == 0
-    assert lms("config", "apply", "examples/lms.toml", env=env, cwd=tmp_path).returncode == 0
+    # The daemon's database by its default name, in its working directory.
+    here = {**env, "LMS_DATABASE_URL": f"sqlite:///{tmp_path}/var/lms.db"}
+    prepare(here)
     daemon = LmsProcess("run", env=env, cwd=tmp_path, log=tmp_path / "run.log")
     try:
         wait_until(lambda: send_and_tell_acceptor(port), timeout=30, what="lms run to accept mail")
@@ -76,8 +83,8 @@ def test_lms_run_with_two_acceptors_turns_every_mail_into_a_lead(tmp_path: Path)
                 by_acceptor[acceptor] = by_acceptor.get(acceptor, 0) + 1
 
         def leads() -> int:
-            result = lms("leads", "list", "--json", "--limit", "1000", env=env, cwd=tmp_path)
-            return int(json.loads(result.stdout)["total"]) if result.returncode == 0 else 0
+            result = lms_here("leads", "list", "--json", "--limit", "1000", env=here)
+            return int(json.loads(result.stdout)["total"]) if result.exit_code == 0 else 0
 
         # Erika's lead and one per customer, those of acceptor 2 through the sweeper.
         expected = 1 + sum(by_acceptor.values())

@@ -382,7 +382,12 @@ def test_an_autoresponse_that_could_not_go_out_in_time_expires_and_is_not_sent_l
     stack = Stack(sqlite_url, relay_url=sink.url, clock=clock, autoresponse_max_age_seconds=3600)
     try:
         stack.send(enquiry())
-        wait_until(lambda: len([o for o in stack.outbound() if o.attempts == 1]) == 3, what="first attempts")
+        # Failed and recorded, not just claimed: a send still in flight when the sink starts
+        # would succeed, and the two hours below would make its lease look expired (sent twice).
+        wait_until(
+            lambda: len([o for o in stack.outbound() if o.attempts == 1 and o.state == "queued"]) == 3,
+            what="first attempts failed",
+        )
         sink.start()
         clock.advance(timedelta(hours=2))
         stack.runtime.sweep_once()

@@ -1,4 +1,8 @@
-"""``lms deliver`` (MTA pipe) and ``lms ingest`` (files), through the same store as SMTP."""
+"""``lms deliver`` (MTA pipe) and ``lms ingest`` (files), through the same store as SMTP.
+
+``lms deliver`` runs as the process an MTA starts (its exit codes are what the MTA reads);
+``lms ingest`` runs in the test's process through click's runner, which gives its exit code,
+output and errors all the same."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy import select
 from models.db import Database
 from models.tables import InboundMessage
 from tests.support.mails import DEMO_MAILBOX, enquiry
-from tests.support.processes import lms, lms_env
+from tests.support.processes import lms, lms_env, lms_here
 from tests.support.services import free_port
 from tests.support.stack import DEMO_CONFIG
 
@@ -19,8 +23,10 @@ from tests.support.stack import DEMO_CONFIG
 @pytest.fixture
 def env(sqlite_url: str) -> dict[str, str]:
     environment = lms_env(database_url=sqlite_url)
-    assert lms("migrate", env=environment).returncode == 0
-    assert lms("config", "apply", str(DEMO_CONFIG), env=environment).returncode == 0
+    migrated = lms_here("migrate", env=environment)
+    assert migrated.exit_code == 0, migrated.output
+    configured = lms_here("config", "apply", str(DEMO_CONFIG), env=environment)
+    assert configured.exit_code == 0, configured.output
     return environment
 
 
@@ -62,11 +68,11 @@ def test_ingest_reads_eml_mbox_and_maildir_and_stores_each_message_once(
     maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
     maildir.add(enquiry(subject="from maildir"))
 
-    result = lms("ingest", str(eml), str(mbox_path), str(tmp_path / "Maildir"), env=env)
-    assert result.returncode == 0, result.stderr
-    assert b"stored 5" in result.stdout
-    again = lms("ingest", str(eml), env=env)
-    assert b"stored 0, already there 1" in again.stdout
+    result = lms_here("ingest", str(eml), str(mbox_path), str(tmp_path / "Maildir"), env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "stored 5" in result.stdout
+    again = lms_here("ingest", str(eml), env=env)
+    assert "stored 0, already there 1" in again.stdout
     subjects = sorted(r.raw.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for r in stored(sqlite_url))
     assert subjects == ["from eml", "from maildir", "from mbox 0", "from mbox 1", "from mbox 2"]
     assert {r.via for r in stored(sqlite_url)} == {"ingest"}
@@ -77,8 +83,8 @@ def test_ingest_without_a_known_recipient_asks_for_one_and_loses_nothing(
 ) -> None:
     eml = tmp_path / "elsewhere.eml"
     eml.write_bytes(enquiry(to="info@elsewhere.example"))
-    refused = lms("ingest", str(eml), env=env)
-    assert refused.returncode == 1 and b"pass --recipient" in refused.stderr
+    refused = lms_here("ingest", str(eml), env=env)
+    assert refused.exit_code == 1 and "pass --recipient" in refused.stderr
     assert stored(sqlite_url) == []
-    accepted = lms("ingest", "--recipient", DEMO_MAILBOX, str(eml), env=env)
-    assert accepted.returncode == 0 and len(stored(sqlite_url)) == 1
+    accepted = lms_here("ingest", "--recipient", DEMO_MAILBOX, str(eml), env=env)
+    assert accepted.exit_code == 0 and len(stored(sqlite_url)) == 1

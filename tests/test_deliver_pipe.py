@@ -9,7 +9,7 @@ import pytest
 
 from models.tables import InboundMessage, Lead
 from tests.support.mails import DEMO_MAILBOX, enquiry
-from tests.support.processes import lms, lms_env
+from tests.support.processes import lms, lms_env, lms_here
 from tests.support.services import REDIS_URL, require, wait_until
 from tests.support.stack import DEMO_CONFIG, Stack
 
@@ -49,8 +49,10 @@ def heavy(modules: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
 @pytest.fixture
 def env(sqlite_url: str) -> dict[str, str]:
     environment = lms_env(database_url=sqlite_url)
-    assert lms("migrate", env=environment).returncode == 0
-    assert lms("config", "apply", str(DEMO_CONFIG), env=environment).returncode == 0
+    migrated = lms_here("migrate", env=environment)
+    assert migrated.exit_code == 0, migrated.output
+    configured = lms_here("config", "apply", str(DEMO_CONFIG), env=environment)
+    assert configured.exit_code == 0, configured.output
     return environment
 
 

@@ -39,7 +39,7 @@ from tests.support.imap_cases import (
 )
 from tests.support.mails import enquiry
 from tests.support.oauth_server import OAuthServer
-from tests.support.processes import ROOT, LmsProcess, lms_env
+from tests.support.processes import ROOT, LmsProcess, lms_env, lms_here
 from tests.support.services import wait_until
 from tests.support.stack import Stack
 from workers.mailbox_connect import (
@@ -298,28 +298,16 @@ def started_with_pkce(oauth: OAuthServer) -> bool:
 def test_connecting_without_lms_secret_key_or_an_oauth_mailbox_says_why(
     stack: Stack, oauth: OAuthServer
 ) -> None:
+    # In-process (click's runner): exit code and error text as a process gives them; a clean
+    # exit is a SystemExit, an uncaught exception (a traceback) would be that exception.
     env = lms_env(database_url=stack.settings.database_url)
-    process = subprocess.run(
-        [sys.executable, "-m", "lms", "imap", "connect", "muster", "leads"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert process.returncode == 1 and "LMS_SECRET_KEY is not set" in process.stderr
-    assert "Traceback" not in process.stderr and oauth.pending_user_codes() == []
+    result = lms_here("imap", "connect", "muster", "leads", env=env)
+    assert result.exit_code == 1 and "LMS_SECRET_KEY is not set" in result.stderr
+    assert isinstance(result.exception, SystemExit) and oauth.pending_user_codes() == []
     env["LMS_SECRET_KEY"] = SECRET_KEY
-    process = subprocess.run(
-        [sys.executable, "-m", "lms", "imap", "connect", "muster", "someone@else"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert process.returncode == 1
-    assert "no [[dealers.imap]] mailbox with user = 'someone@else'" in process.stderr
+    result = lms_here("imap", "connect", "muster", "someone@else", env=env)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "no [[dealers.imap]] mailbox with user = 'someone@else'" in result.stderr
 
 
 def test_a_refresh_that_lost_a_race_with_another_process_takes_the_winners_tokens(

@@ -14,7 +14,7 @@ from intake.store import store_message
 from models.settings import Settings
 from models.tables import OutboundMessage
 from tests.support.mails import DEMO_MAILBOX, enquiry
-from tests.support.processes import LmsProcess, lms, lms_env
+from tests.support.processes import ROOT, LmsProcess, lms, lms_env, lms_here
 from tests.support.services import AMQP_URL, REDIS_URL, free_port, require, unique, wait_until
 from tests.support.sink import SmtpSink
 from tests.support.stack import Stack, prepare_database
@@ -51,8 +51,9 @@ def test_separate_smtp_and_worker_processes_on_postgres_and_redis(
         relay_url=sink.url,
         smtp_listen=f"127.0.0.1:{smtp_port}",
     )
-    assert lms("migrate", env=env).returncode == 0
-    assert lms("config", "apply", "examples/lms.toml", env=env).returncode == 0
+    # Migrated and configured in the test's process; the intake and the workers are processes.
+    assert lms_here("migrate", env=env).exit_code == 0
+    assert lms_here("config", "apply", str(ROOT / "examples" / "lms.toml"), env=env).exit_code == 0
     workers = [
         LmsProcess("worker", "--threads", "2", env=env, log=tmp_path / f"worker{i}.log") for i in (1, 2)
     ]

@@ -161,6 +161,8 @@ def test_dead_after_n_attempts_shown_in_ops_status_and_replayed_once(
         assert result.exit_code == 0 and "1 webhook(s)" in result.output
         later(speed, 1)
         wait_until(lambda: receiver.taken(), what="the replayed delivery")
+        # The receiver has the POST before the worker records its answer: wait for that too.
+        wait_until(lambda: deliveries(speed)[0].state == "delivered", what="the replay recorded")
         later(speed, 120)  # the sweeper again, and again: nothing more to send
         later(speed, 120)
         assert [r.event_id for r in receiver.taken()] == [dead.event_id]

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.private_redis import PrivateRedis
-from tests.support.processes import LmsProcess, lms, lms_env
+from tests.support.processes import LmsProcess, lms_env, lms_here
 from tests.support.services import free_port, reachable, wait_until
 
 MAILS = 6
@@ -46,7 +46,7 @@ def test_a_frozen_redis_costs_time_not_mail(frozen_redis: PrivateRedis, tmp_path
         sweep_grace_seconds="2",
         sweep_interval_seconds="1",
     )
-    assert lms("migrate", env=env).returncode == 0
+    assert lms_here("migrate", env=env).exit_code == 0
     processes = [
         LmsProcess(name, env=env, log=tmp_path / f"{name}.log") for name in ("smtp", "worker", "scheduler")
     ]

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from models.db import Database
 from models.tables import INBOUND_FINAL_STATES, InboundMessage, Lead, OutboundMessage
 from tests.support.mails import DEMO_MAILBOX, enquiry
-from tests.support.processes import LmsProcess, lms, lms_env
+from tests.support.processes import LmsProcess, lms_env, lms_here
 from tests.support.services import free_port, reachable, wait_until
 
 MAILS = 160
@@ -115,7 +115,7 @@ def test_kill_9_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path) -> N
         sweep_interval_seconds="0.5",
         send_lease_seconds="3",
     )
-    assert lms("migrate", env=env).returncode == 0
+    assert lms_here("migrate", env=env).exit_code == 0
     mails = {}
     for n in range(MAILS):
         message_id = f"<kill9-{n}@example.org>"

@@ -12,8 +12,10 @@ POST), while passwords keep working for the test's own client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -58,6 +60,19 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 class Dovecot:
@@ -148,29 +163,51 @@ service imap-login {{
             time.sleep(0.05)
         return self
 
-    def stop(self) -> None:
-        """Stop and wait until the master has exited, not just until the port is closed: a
-        start while the old master still runs fails with "already running"."""
+    def _master(self) -> int | None:
         pid_file = self.dir / "run" / "master.pid"
-        pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
-        with open(self.dir / "start.log", "ab") as out:
-            subprocess.run(
-                [self.binary, "-c", str(self.conf), "stop"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                timeout=30,
-            )
+        return int(pid_file.read_text().strip()) if pid_file.exists() else None
+
+    def _is_ours(self, pid: int) -> bool:
+        """The pid file's process is still this instance's master (not a reused pid)."""
+        try:
+            return str(self.conf).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop as ``dovecot stop`` does (SIGTERM to the master), and wait until the master has
+        exited, not just until the port is closed: a start while the old master still runs
+        fails with "already running". Signalled here rather than through ``dovecot stop``, whose
+        own wait for the master polls in steps of a second or so."""
+        pid = self._master()
+        if pid is not None and self._is_ours(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        else:
+            pid = None
+        self._wait_gone(pid, [])
+
+    def _wait_gone(self, pid: int | None, children: list[int]) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            alive = pid is not None and _running(pid)
+            alive = (pid is not None and _running(pid)) or any(_running(child) for child in children)
             if not alive and not reachable("127.0.0.1", self.port):
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
         raise RuntimeError(f"dovecot (pid {pid}) did not stop within 30s")
 
     def cleanup(self) -> None:
-        self.stop()
+        """Throw the instance away: its master and every process of it killed at once (nothing
+        of it is looked at any more, so there is nothing to shut down gracefully)."""
+        pid = self._master()
+        children: list[int] = []
+        if pid is not None and _running(pid) and self._is_ours(pid):
+            os.kill(pid, signal.SIGSTOP)  # it forks nothing more while its children are listed
+            children = _children(pid)
+            for each in [pid, *children]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(each, signal.SIGKILL)
+        self._wait_gone(pid, children)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def client(self) -> IMAPClient:

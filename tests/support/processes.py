@@ -7,6 +7,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,6 +20,20 @@ def lms_env(**settings: str) -> dict[str, str]:
     env.update({f"LMS_{k.upper()}": v for k, v in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def lms_here(*args: str, env: dict[str, str], input: bytes | None = None) -> Result:
+    """The same command in the test's process (click's runner, the ``LMS_*`` settings of ``env``):
+    for preparing what a test needs, where starting a Python process adds a second and tells
+    nothing (what runs as a process is tested as one)."""
+    from click.testing import CliRunner
+
+    from lms.cli import main
+
+    # As lms_env does for a process: only the given LMS_* settings, none of the test run's own.
+    settings: dict[str, str | None] = {k: None for k in os.environ if k.startswith("LMS_")}
+    settings.update({k: v for k, v in env.items() if k.startswith("LMS_")})
+    return CliRunner(env=settings).invoke(main, list(args), input=input)
 
 
 def lms(

@@ -72,7 +72,14 @@ class Stack:
         self.smtp_port = 0
         if smtp:
             self.smtp_port = smtp_port or free_port()
-            handler = IntakeHandler(self.runtime.db, enqueue=self.runtime.enqueue_ingest, clock=clock)
+            handler = IntakeHandler(
+                self.runtime.db,
+                enqueue=self.runtime.enqueue_ingest,
+                clock=clock,
+                # As lms/acceptors.py wires it: the intake waits for SQLite's lock as long as
+                # the busy timeout says (a test that sets it short must not wait 15 s).
+                sqlite_lock_wait=self.settings.sqlite_busy_timeout_ms / 1000,
+            )
             self.controller = make_smtp_controller(
                 handler, host="127.0.0.1", port=self.smtp_port, max_bytes=self.settings.smtp_max_bytes
             )

@@ -10,7 +10,7 @@ from models.config_apply import apply_config
 from models.dealer_config import load_config_file
 from models.tables import LeadActivity
 from models.web_tables import WebSession
-from tests.support.processes import lms, lms_env
+from tests.support.processes import lms_env, lms_here
 from tests.web.conftest import PASSWORD, WEB_CONFIG, WebStack, csrf_of, post_form, sign_in
 from web.app import create_app
 from workers.accounts import prune
@@ -146,22 +146,19 @@ def test_api_tokens_from_the_cli_are_scoped_and_revocable(web: WebStack) -> None
     mine = web.lead(editor="anna")
     web.lead(editor="carl")
     env = lms_env(database_url=web.stack.settings.database_url)
-    out = lms("users", "token", "muster", "anna", env=env)
-    assert out.returncode == 0, out.stderr
-    token = out.stdout.decode().strip().splitlines()[-1]
-    assert token.startswith("lms_") and token not in out.stderr.decode()
+    out = lms_here("users", "token", "muster", "anna", env=env)
+    assert out.exit_code == 0, out.stderr
+    token = out.stdout.strip().splitlines()[-1]
+    assert token.startswith("lms_") and token not in out.stderr
     api = web.client(headers={"Authorization": f"Bearer {token}"})
     assert [lead["id"] for lead in api.get("/api/leads").json()["leads"]] == [mine]
     assert api.get(f"/api/leads/{mine}").json()["activities"][0]["kind"] == "received"
     assert api.get("/leads").status_code == 303  # a token is for the API, not for pages
     assert web.client(headers={"Authorization": "Bearer lms_wrong"}).get("/api/leads").status_code == 401
-    assert lms("users", "revoke-token", "muster", "anna", "--all", env=env).returncode == 0
+    assert lms_here("users", "revoke-token", "muster", "anna", "--all", env=env).exit_code == 0
     assert api.get("/api/leads").status_code == 401
-    unknown = lms("users", "token", "muster", "nobody", env=env)
-    assert (
-        unknown.returncode == 1
-        and unknown.stderr.decode().strip() == "error: no user 'nobody' at dealer 'muster'"
-    )
+    unknown = lms_here("users", "token", "muster", "nobody", env=env)
+    assert unknown.exit_code == 1 and unknown.stderr.strip() == "error: no user 'nobody' at dealer 'muster'"
 
 
 def test_deactivating_a_user_or_changing_the_password_ends_their_sessions(web: WebStack) -> None:
@@ -195,11 +192,12 @@ def test_deactivating_a_user_or_changing_the_password_ends_their_sessions(web: W
 
 def test_set_password_from_the_cli_prompts_or_reads_stdin_and_never_echoes(web_sqlite: WebStack) -> None:
     env = lms_env(database_url=web_sqlite.stack.settings.database_url)
-    out = lms("users", "set-password", "muster", "carl", "--stdin", env=env, input=b"carls new password\n")
-    assert out.returncode == 0 and b"carls new password" not in out.stdout + out.stderr
+    secret = b"carls new password\n"
+    out = lms_here("users", "set-password", "muster", "carl", "--stdin", env=env, input=secret)
+    assert out.exit_code == 0 and "carls new password" not in out.output
     assert sign_in(web_sqlite.client(), "muster", "carl", "carls new password").status_code == 303
-    short = lms("users", "set-password", "muster", "carl", "--stdin", env=env, input=b"short\n")
-    assert short.returncode == 1 and short.stderr.decode().startswith("error: the password needs at least")
+    short = lms_here("users", "set-password", "muster", "carl", "--stdin", env=env, input=b"short\n")
+    assert short.exit_code == 1 and short.stderr.startswith("error: the password needs at least")
     assert sign_in(web_sqlite.client(), "muster", "carl", "carls new password").status_code == 303
 
 

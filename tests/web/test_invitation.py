@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from models.tables import OutboundMessage
-from tests.support.processes import lms, lms_env
+from tests.support.processes import lms_env, lms_here
 from tests.web.conftest import WebStack, csrf_of
 from workers import accounts
 
@@ -42,12 +42,12 @@ def accept(web: WebStack, link: str, password: str) -> tuple[int, object]:
 def test_an_invitation_is_mailed_sets_a_password_once_and_expires(web_sqlite: WebStack) -> None:
     web = web_sqlite
     env = lms_env(database_url=web.stack.settings.database_url, web_public_url="http://lms.example:8025")
-    out = lms("users", "invite", "muster", "carl", env=env)
-    assert out.returncode == 0, out.stderr
-    assert "carl@autohaus-muster.example" in out.stdout.decode()
+    out = lms_here("users", "invite", "muster", "carl", env=env)
+    assert out.exit_code == 0, out.stderr
+    assert "carl@autohaus-muster.example" in out.stdout
     link = invitation_link(web)
     assert link.startswith("http://lms.example:8025/invite/")
-    assert link.split("/")[-1] not in out.stdout.decode()  # the secret goes by mail only
+    assert link.split("/")[-1] not in out.output  # the secret goes by mail only
     assert accept(web, link, "short")[0] == 422
     status, client = accept(web, link, "carls invited password")
     assert status == 303
@@ -65,5 +65,5 @@ def test_an_invitation_is_mailed_sets_a_password_once_and_expires(web_sqlite: We
             grace=timedelta(0),
         )
     assert accept(web, invitation_link(web), "too late password")[0] == 404
-    unknown = lms("users", "invite", "muster", "nobody", env=env)
-    assert unknown.returncode == 1 and "no user 'nobody'" in unknown.stderr.decode()
+    unknown = lms_here("users", "invite", "muster", "nobody", env=env)
+    assert unknown.exit_code == 1 and "no user 'nobody'" in unknown.stderr
