@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def lms_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
     env.update({f"LMS_{k.upper()}": v for k, v in settings.items()})
+    # Metrics on, as in production, but in a directory of this test's own: tests run on two
+    # workers, and the default (var/metrics of the working directory) would be shared.
+    env.setdefault("LMS_METRICS_DIR", tempfile.mkdtemp(prefix="lms-metrics-"))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
