@@ -8,6 +8,7 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 
+from tests.support.dovecot import Dovecot
 from tests.support.oauth_server import OAuthServer
 from tests.support.services import PG_ADMIN_DSN, REDIS_URL, free_port, require, unique
 from tests.support.sink import SmtpSink
@@ -85,3 +86,11 @@ def oauth() -> Iterator[OAuthServer]:
     server = OAuthServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A private Dovecot on loopback for this test (installed from Debian's packages if missing)."""
+    server = Dovecot().start()
+    yield server
+    server.cleanup()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -131,13 +130,6 @@ def test_the_secret_box_refuses_a_missing_short_or_wrong_key_and_rotates() -> No
     rotated = SecretBox("new-key-0123456789abcdef old-key-0123456789abcdef")
     assert rotated.open(sealed) == "rt-refresh-token"  # the old key still opens
     assert SecretBox("new-key-0123456789abcdef").open(rotated.seal("x")) == "x"  # the new one seals
-
-
-@pytest.fixture
-def oauth() -> Iterator[OAuthServer]:
-    server = OAuthServer().start()
-    yield server
-    server.stop()
 
 
 def test_google_refusing_gmail_in_the_device_flow_points_to_the_authorization_code_flow(

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -230,13 +228,6 @@ def test_a_stalled_scheduler_is_critical_after_two_intervals(sqlite_url: str) ->
 def _heartbeat(stack: Stack) -> Heartbeat | None:
     with stack.db.read() as session:
         return session.get(Heartbeat, "scheduler")
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    server = Dovecot().start()
-    yield server
-    server.cleanup()
 
 
 def test_mailboxes_silent_past_their_limits(

@@ -25,13 +25,6 @@ from tests.support.stack import DEMO_CONFIG, Stack
 KEYWORD = OUR_KEYWORD.encode()
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    server = Dovecot().start()
-    yield server
-    server.cleanup()
-
-
 def config_with_imap(tmp_path: Path, dovecot: Dovecot, **imap: str) -> Path:
     for asset in ("header.png", "expose.pdf"):
         shutil.copy(DEMO_CONFIG.parent / asset, tmp_path / asset)

@@ -3,23 +3,14 @@ it with the answer to one of our own commands and counts it as told, so IDLE wou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.support.dovecot import Dovecot
 from tests.support.imap_cases import make_stack, poller, stored, subjects
 from tests.support.mails import enquiry
 from tests.support.services import wait_until
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    server = Dovecot().start()
-    yield server
-    server.cleanup()
 
 
 def test_a_mail_announced_during_the_poll_is_taken_without_waiting_for_idle(

@@ -3,10 +3,8 @@ the mailbox, listed in ``lms ops status``) and not fetched again and again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from intake.imap import OUR_KEYWORD, TOO_LARGE_KEYWORD
@@ -17,13 +15,6 @@ from tests.support.mails import enquiry
 from tests.support.services import wait_until
 
 LIMIT = 20_000
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    server = Dovecot().start()
-    yield server
-    server.cleanup()
 
 
 def test_a_mail_over_the_size_limit_is_left_flagged_in_the_mailbox_and_shown_never_refetched(

@@ -6,7 +6,6 @@ timeout), and the check at configuration load that via = "imap" names a polled m
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,13 +35,6 @@ def _config(tmp_path: Path, extra: str) -> Path:
 def _nothing_left(stack: Stack) -> None:
     for model in (Lead, InboundMessage, OutboundMessage, Contact):
         assert stack.count(model) == 0, model.__name__
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    server = Dovecot().start()
-    yield server
-    server.cleanup()
 
 
 def test_a_probe_via_imap_is_taken_by_the_poller_and_removed_from_the_mailbox(
