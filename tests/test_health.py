@@ -4,7 +4,6 @@ stack and services, and checks the verdict and the exit code a monitoring system
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,19 +24,12 @@ from tests.support.mails import enquiry
 from tests.support.services import free_port, wait_until
 from tests.support.sink import SmtpSink
 from tests.support.stack import DEMO_CONFIG, Stack
+from tests.support.stack import demo_config_with as config_with
 from workers.heartbeat import beat
 from workers.runtime import Scheduler
 
 BERLIN = "Europe/Berlin"
 LIMITS = Thresholds()
-
-
-def config_with(tmp_path: Path, extra: str) -> Path:
-    for asset in ("header.png", "expose.pdf"):
-        shutil.copy(DEMO_CONFIG.parent / asset, tmp_path / asset)
-    path = tmp_path / "dealer.toml"
-    path.write_text(DEMO_CONFIG.read_text() + extra)
-    return path
 
 
 def judge(stack: Stack, now: datetime | None = None) -> Verdict:

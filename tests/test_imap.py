@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,17 +19,13 @@ from tests.support.mails import enquiry
 from tests.support.processes import LmsProcess, lms_env
 from tests.support.services import wait_until
 from tests.support.sink import SmtpSink
-from tests.support.stack import DEMO_CONFIG, Stack
+from tests.support.stack import Stack, demo_config_with
 
 KEYWORD = OUR_KEYWORD.encode()
 
 
 def config_with_imap(tmp_path: Path, dovecot: Dovecot, **imap: str) -> Path:
-    for asset in ("header.png", "expose.pdf"):
-        shutil.copy(DEMO_CONFIG.parent / asset, tmp_path / asset)
-    path = tmp_path / "dealer.toml"
-    path.write_text(DEMO_CONFIG.read_text() + dovecot.imap_toml(**imap))
-    return path
+    return demo_config_with(tmp_path, dovecot.imap_toml(**imap))
 
 
 def poller_for(stack: Stack) -> ImapPoller:

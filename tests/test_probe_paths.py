@@ -5,7 +5,6 @@ timeout), and the check at configuration load that via = "imap" names a polled m
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,16 +19,9 @@ from models.tables import Contact, Dealer, InboundMessage, Lead, OutboundMessage
 from tests.support.dovecot import USER, Dovecot
 from tests.support.services import wait_until
 from tests.support.sink import SmtpSink
-from tests.support.stack import DEMO_CONFIG, Stack
+from tests.support.stack import Stack
+from tests.support.stack import demo_config_with as _config
 from workers.probe import PeriodicProbes, run_probe, state_of
-
-
-def _config(tmp_path: Path, extra: str) -> Path:
-    for asset in ("header.png", "expose.pdf"):
-        shutil.copy(DEMO_CONFIG.parent / asset, tmp_path / asset)
-    path = tmp_path / "dealer.toml"
-    path.write_text(DEMO_CONFIG.read_text() + extra)
-    return path
 
 
 def _nothing_left(stack: Stack) -> None:

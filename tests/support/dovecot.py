@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
+from tests.support.processes import child_pids
 from tests.support.services import free_port, reachable
 from tests.support.tls import ServerCert
 
@@ -60,19 +61,6 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # gone meanwhile
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 class Dovecot:
@@ -203,7 +191,7 @@ service imap-login {{
         children: list[int] = []
         if pid is not None and _running(pid) and self._is_ours(pid):
             os.kill(pid, signal.SIGSTOP)  # it forks nothing more while its children are listed
-            children = _children(pid)
+            children = child_pids(pid)
             for each in [pid, *children]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(each, signal.SIGKILL)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import child_pids
 from tests.support.services import free_port
 
 
@@ -69,16 +70,7 @@ class PrivatePostgres:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def children(self) -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue  # gone meanwhile
-                if int(fields[1]) == self.postmaster():
-                    found.append(int(entry.name))
-        return found
+        return child_pids(self.postmaster())
 
     def freeze(self) -> None:
         """Stop the postmaster first (so it forks nothing new), then every backend."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import smtplib
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ from workers.runtime import Runtime, build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "examples" / "lms.toml"
+
+
+def demo_config_with(tmp_path: Path, extra: str) -> Path:
+    """The demo dealer file with ``extra`` TOML appended (its assets copied beside it)."""
+    for asset in ("header.png", "expose.pdf"):
+        shutil.copy(DEMO_CONFIG.parent / asset, tmp_path / asset)
+    path = tmp_path / "dealer.toml"
+    path.write_text(DEMO_CONFIG.read_text() + extra)
+    return path
 
 
 def prepare_database(runtime: Runtime, config: Path = DEMO_CONFIG) -> None:
