@@ -20,7 +20,7 @@ from sqlalchemy import select
 from models.db import Database
 from models.log_context import log_ids
 from models.tables import OUTBOUND_FINAL_STATES, OutboundMessage
-from workers.outbound_metrics import count_final
+from workers.outbound_metrics import answered_received_at, count_final
 from workers.relay import DeliveryError, Outgoing, PermanentDeliveryError, Relay
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def claim(
                 row.next_attempt_at, row.updated_at = now + policy.lease, now
                 mail = Outgoing(row.message_id, row.raw, row.envelope_from, list(row.envelope_to))
                 claimed.append(Claimed(row.id, row.attempts, row.kind, mail))
-    count_final(db, expired)
+    count_final(expired)
     # The customer's answer first: it is the one a person waits for.
     claimed.sort(key=lambda c: (c.kind != "autoresponse", c.id))
     for missing in set(ids) - {c.id for c in claimed} - set(states):
@@ -129,7 +129,8 @@ def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: Send
             if row.state != "queued":
                 finals.append((row.kind, row.state, row.lead_id))
             ids[row.id] = log_ids(outbound_id=row.id, lead_id=row.lead_id, dealer=row.dealer_id)
-    count_final(db, finals)
+        answered = answered_received_at(session, finals)
+    count_final(finals, answered)
     for outcome in outcomes:
         if outcome.error:
             log.warning(
