@@ -88,7 +88,7 @@ class ImapAccount:
     oauth: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
-    def key(self) -> str:
+    def key(self) -> str:  # the same as models.policy.DealerPolicy.imap_key
         return f"{self.dealer_id}:{self.user}@{self.host}:{self.port}"
 
 

@@ -40,6 +40,8 @@ from models.tables import (
 DELIVERED_VIA = ("smtp", "lmtp", "deliver")
 # A silence is measured over at most this much history (a dealer dark for months is one issue).
 SILENCE_HORIZON = timedelta(days=62)
+# How long a failed probe run by hand (no periodic probe configured) stays an issue.
+MANUAL_PROBE_HELD = timedelta(days=1)
 
 
 def health_verdict(
@@ -63,7 +65,7 @@ def health_verdict(
         policy = policy_for(row)
         issues += _mailbox_issues(session, policy, row, statuses, now)
         issues += _lead_flow_issues(session, policy, row, now)
-        issues += _probe_issues(session, policy)
+        issues += _probe_issues(session, policy, now)
     return verdict(issues, now)
 
 
@@ -72,8 +74,7 @@ def _mailbox_issues(
 ) -> list[Issue]:
     issues: list[Issue] = []
     for box in policy.imap:
-        key = f"{policy.id}:{box.user}@{box.host}:{box.port}"  # intake.imap.ImapAccount.key
-        status = statuses.get(key)
+        status = statuses.get(policy.imap_key(box))
         facts = ImapFacts(
             dealer=policy.id,
             mailbox=box.user,
@@ -149,9 +150,10 @@ def _lead_flow_issues(session: Session, policy: DealerPolicy, dealer: Dealer, no
     return issues
 
 
-def _probe_issues(session: Session, policy: DealerPolicy) -> list[Issue]:
+def _probe_issues(session: Session, policy: DealerPolicy, now: datetime) -> list[Issue]:
     """The dealer's last finished end-to-end probe failed: mail sent along the customer's path
-    did not become a lead in time."""
+    did not become a lead in time. A dealer probed periodically stays failing until a probe
+    succeeds; a probe run by hand only for a day (nothing will run again to clear it)."""
     last = session.scalars(
         select(ProbeRun)
         .where(ProbeRun.dealer_id == policy.id, ProbeRun.state != "waiting")
@@ -159,6 +161,9 @@ def _probe_issues(session: Session, policy: DealerPolicy) -> list[Issue]:
         .limit(1)
     ).first()
     if last is None or last.state == "ok":
+        return []
+    probe = policy.config.monitoring.probe
+    if (probe is None or probe.every is None) and last.started_at < now - MANUAL_PROBE_HELD:
         return []
     return [
         Issue(
@@ -177,11 +182,13 @@ def _pipeline(session: Session, *, now: datetime, limits: Thresholds, dealer: st
     inbound, outbound, hooks = status["inbound"], status["outbound"], status["webhooks"]
     out_where = [OutboundMessage.dealer_id == dealer] if dealer else []
     relay_cut = now - limits.relay_window
-    # A failed attempt not followed by a success: queued again with an error, or refused for good.
+    # A failed attempt not followed by a success: queued again with an error, or given up. A
+    # permanent refusal ("failed": the relay answered 5xx for one recipient, a customer's
+    # mistyped address) is about that address, not the relay.
     failing = and_(
         OutboundMessage.last_error.is_not(None),
         OutboundMessage.updated_at >= relay_cut,
-        OutboundMessage.state.in_(("queued", "sending", "failed", "dead")),
+        OutboundMessage.state.in_(("queued", "sending", "dead")),
         *out_where,
     )
     relay_failures = int(

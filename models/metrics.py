@@ -238,13 +238,6 @@ def lead_created(dealer: str, source: str, lead_type: str, received_at: datetime
         m.lead_routed_seconds.observe(_since(received_at))
 
 
-def lead_routed(received_at: datetime) -> None:
-    """A probe lead: its latency counts (it measures the path), the lead itself does not."""
-    m = _on
-    if m is not None:
-        m.lead_routed_seconds.observe(_since(received_at))
-
-
 def outbound_final(kind: str, state: str) -> None:
     m = _on
     if m is not None:

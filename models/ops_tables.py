@@ -33,7 +33,11 @@ class ProbeRun(Base):
     makes a mail a probe, so nobody outside can mark mail to skip its autoresponse."""
 
     __tablename__ = "probe_runs"
-    __table_args__ = (Index("ix_probe_runs_dealer_started", "dealer_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_probe_runs_dealer_started", "dealer_id", "started_at"),
+        # The latest finished run per dealer (every scrape of /metrics, every health verdict).
+        Index("ix_probe_runs_dealer_state_id", "dealer_id", "state", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     dealer_id: Mapped[str] = mapped_column(String(64))

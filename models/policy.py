@@ -110,6 +110,11 @@ class DealerPolicy:
         limit = self.config.monitoring.silence_limit
         return parse_duration(limit) if limit else None
 
+    def imap_key(self, box: ImapConfig) -> str:
+        """The poller's account key of a mailbox (``intake.imap.ImapAccount.key``): its status
+        row in ``imap_status`` is found by it."""
+        return f"{self.id}:{box.user}@{box.host}:{box.port}"
+
     def imap_silence_limit(self, box: ImapConfig) -> timedelta:
         return parse_duration(box.silence_limit)
 

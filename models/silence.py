@@ -90,10 +90,16 @@ def floor_issues(
 
 
 def expected_leads(
-    config: ExpectationConfig, zone_now: datetime, *, count: Counter, since: datetime
+    config: ExpectationConfig,
+    zone_now: datetime,
+    *,
+    count: Counter,
+    since: datetime,
+    calendar: BusinessCalendar | None = None,
 ) -> tuple[float, int] | None:
     """The mean of leads in the same weekday-and-hours window over the last weeks in which the
-    dealer already received mail, and how many weeks that mean is over (None: no history)."""
+    dealer already received mail, and how many weeks that mean is over (None: no history).
+    A week whose day was a holiday or closed day is no example of a normal one: left out."""
     length = parse_duration(config.window)
     counts = []
     for week in range(1, config.weeks + 1):
@@ -101,6 +107,8 @@ def expected_leads(
         start = end - length
         if start < since:
             break
+        if calendar is not None and calendar.is_closed_day(end.date()):
+            continue
         counts.append(count(start, end))
     if not counts:
         return None
@@ -117,7 +125,9 @@ def expectation_issue(
     since: datetime,
 ) -> Issue | None:
     zone_now = now.astimezone(calendar.zone)
-    found = expected_leads(config, zone_now, count=count, since=since)
+    if calendar.is_closed_day(zone_now.date()):
+        return None  # a holiday or closed day: fewer leads than on a normal one is expected
+    found = expected_leads(config, zone_now, count=count, since=since, calendar=calendar)
     if found is None:
         return None
     expected, weeks = found

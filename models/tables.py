@@ -205,6 +205,8 @@ class Lead(Base):
         Index("ix_leads_dealer_status_activity", "dealer_id", "status", "last_activity_at"),
         Index("ix_leads_dealer_status_due", "dealer_id", "status", "due_at"),
         Index("ix_leads_editor_status_activity", "editor_id", "status", "last_activity_at"),
+        # The silence alarm (models/silence.py) counts a dealer's leads in time windows.
+        Index("ix_leads_dealer_created", "dealer_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -146,6 +146,33 @@ def test_the_expectation_compares_the_same_local_hour_weeks_ago_across_a_dst_cha
     )
 
 
+def test_the_expectation_keeps_quiet_on_holidays_and_leaves_them_out_of_the_mean() -> None:
+    cal = _calendar()
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    holidays = (25, 1)  # Christmas Day and New Year's Day (DE-BY)
+
+    def count(start: datetime, end: datetime) -> int:
+        return 0 if end.astimezone(cal.zone).day in (*holidays, 15) else 4
+
+    two = ExpectationConfig(weeks=2, window="3h", ratio=0.5, min_expected=2)
+    # Friday 2026-12-25 itself: fewer leads than usual is no alarm.
+    christmas = datetime(2026, 12, 25, 10, tzinfo=UTC)
+    assert expectation_issue("muster", two, cal, now=christmas, count=count, since=since) is None
+    # Friday 2027-01-08: both Fridays before were holidays, no normal example: no expectation.
+    assert (
+        expectation_issue(
+            "muster", two, cal, now=datetime(2027, 1, 8, 10, tzinfo=UTC), count=count, since=since
+        )
+        is None
+    )
+    # Friday 2027-01-15 (no leads): the mean is over the one normal Friday, not the holidays.
+    three = ExpectationConfig(weeks=3, window="3h", ratio=0.5, min_expected=2)
+    issue = expectation_issue(
+        "muster", three, cal, now=datetime(2027, 1, 15, 10, tzinfo=UTC), count=count, since=since
+    )
+    assert issue is not None and issue.data == {"leads": 0, "expected": 4, "weeks": 1}
+
+
 def _calendar():  # type: ignore[no-untyped-def]
     from models.business_calendar import BusinessCalendar
     from models.dealer_config import load_config_file
@@ -184,6 +211,12 @@ def test_a_stopped_relay_makes_the_verdict_critical_with_exit_code_2(sqlite_url:
         assert (
             human.exit_code == 2 and human.stdout.startswith("CRITICAL") and "relay_failures" in human.stdout
         )
+        # A check with a mistyped dealer must not stay green: UNKNOWN (3), one sentence.
+        typo = CliRunner().invoke(
+            main, ["ops", "health", "--dealer", "mustr"], env={"LMS_DATABASE_URL": sqlite_url}
+        )
+        assert typo.exit_code == 3
+        assert typo.stderr.strip() == "error: no dealer 'mustr' (lms config show lists them)"
     finally:
         stack.close()
         relay.stop()

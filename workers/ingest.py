@@ -40,6 +40,7 @@ from intake.parsing.enquiry import Enquiry
 from intake.parsing.extract import Extraction, extract
 from intake.parsing.mime import ParsedMail, parse_mail
 from intake.parsing.our_mail import OUR_HEADER, reply_address
+from intake.parsing.sources import PORTALS
 from intake.store import mailbox_key
 from models import metrics
 from models.autoresponse_gate import AnswerFacts, autoresponse_gate
@@ -75,6 +76,8 @@ from workers.render.context import lead_context
 from workers.reply_lookup import find_replied_lead
 
 log = logging.getLogger(__name__)
+
+PORTAL_NAMES = frozenset({p.name for p in PORTALS} | {"ADF", "E-Mail", "Web form"})
 
 RESEND_WINDOW = timedelta(days=30)
 
@@ -230,6 +233,12 @@ def ingest_batch(
     return {item.id: item.error or item.result or IngestResult("missing") for item in items}
 
 
+def _source_labels(policy: DealerPolicy) -> frozenset[str]:
+    """Sources a metric label may name: the dealer's own, the portals and our generic ones. Any
+    other (an ADF provider's name is whatever the sender wrote) is counted as "other"."""
+    return frozenset(s.name for s in policy.sources) | PORTAL_NAMES
+
+
 def _count(items: list[_Item]) -> None:
     """After a commit: the messages it made final and the leads it created."""
     for item in items:
@@ -238,11 +247,10 @@ def _count(items: list[_Item]) -> None:
             continue
         if result.reason is not None and result.state != "routed":
             metrics.inbound_final(result.state, result.reason)
-        for source, lead_type, form in result.created:
-            if form == "probe":  # a probe measures the path; it is no lead of the dealer's
-                metrics.lead_routed(envelope.received_at)
-            else:
-                metrics.lead_created(envelope.dealer_id, source, lead_type, envelope.received_at)
+        # (A probe lead is never in ``created``: the probe measures the path, it is no lead.)
+        for source, lead_type, _form in result.created:
+            label = source if item.policy is not None and source in _source_labels(item.policy) else "other"
+            metrics.lead_created(envelope.dealer_id, label, lead_type, envelope.received_at)
         result.reason, result.created = None, []  # counted once
 
 

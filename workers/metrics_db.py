@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from models.db import Database
 from models.ops_tables import Heartbeat, ProbeRun
+from models.policy import policy_for
 from models.tables import (
     INBOUND_PENDING_STATES,
     OUTBOUND_PENDING_STATES,
+    Dealer,
     ImapStatus,
     InboundMessage,
     OutboundMessage,
@@ -83,9 +85,16 @@ class DatabaseCollector(Collector):
             "When each IMAP mailbox was last read completely (Unix time).",
             labels=["dealer", "mailbox"],
         )
+        # Only mailboxes still configured: the status row of a mailbox moved to another host or
+        # removed stays in the table, and its frozen time would alarm forever.
+        configured = {
+            policy.imap_key(box)
+            for policy in map(policy_for, session.scalars(select(Dealer)))
+            for box in policy.imap
+        }
         for key, at in session.execute(select(ImapStatus.account, ImapStatus.last_success_at)):
             dealer, mailbox = account_labels(key)
-            if at is not None and self.dealer in (None, dealer):
+            if at is not None and key in configured and self.dealer in (None, dealer):
                 family.add_metric([dealer, mailbox], at.timestamp())
         return family
 

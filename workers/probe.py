@@ -433,6 +433,10 @@ class PeriodicProbes:
     died become ``timeout`` and their traces are removed."""
 
     LEFTOVERS_EVERY = timedelta(hours=1)
+    # How often the dealers' probe plans are read (the scheduler wakes every few seconds).
+    PLANS_EVERY = timedelta(seconds=30)
+    # Finished runs are kept this long (the latest of each dealer always: the metrics read it).
+    KEEP_RUNS = timedelta(days=7)
     # Finished runs looked at for leftovers: a day at the first pass (a restart), else a bit
     # more than the time since the last look.
     FIRST_LOOK_BACK = timedelta(days=1)
@@ -442,6 +446,7 @@ class PeriodicProbes:
         self.settings = settings
         self.tracked: dict[int, _Tracked] = {}
         self._leftovers_at: datetime | None = None
+        self._plans_at: datetime | None = None
 
     def once(self, now: datetime) -> list[int]:
         """One pass; the ids of the runs started now. A failure here is logged and never
@@ -460,6 +465,9 @@ class PeriodicProbes:
             )
             self._leftovers(now, since)
             self._leftovers_at = now
+        if self._plans_at is not None and now - self._plans_at < self.PLANS_EVERY:
+            return []
+        self._plans_at = now
         return self._start_due(now)
 
     def _start_due(self, now: datetime) -> list[int]:
@@ -482,9 +490,9 @@ class PeriodicProbes:
             run = start(self.db, policy.id, via, now=now)
             try:
                 send(self.db, self.settings, policy, run, mailbox=mailbox, now=now)
-            except ProbeError as exc:
+            except Exception as exc:  # one dealer's broken path must not stop the others' probes
                 log.warning("probe of %s failed: %s", policy.id, exc, extra={"dealer": policy.id})
-                give_up(self.db, run.run_id, "failed", str(exc), now=now)
+                give_up(self.db, run.run_id, "failed", str(exc) or type(exc).__name__, now=now)
             self.tracked[run.run_id] = _Tracked(run, timeout, mailbox)
             started.append(run.run_id)
         return started
@@ -527,3 +535,14 @@ class PeriodicProbes:
                     continue  # a prober may still wait for it
                 give_up(self.db, run.id, "timeout", "nobody waited for it any more", now=now)
             remove_traces(self.db, run.dealer_id, run.token)
+        with self.db.session() as session:
+            latest = (
+                select(func.max(ProbeRun.id)).where(ProbeRun.state != "waiting").group_by(ProbeRun.dealer_id)
+            )
+            session.execute(
+                delete(ProbeRun).where(
+                    ProbeRun.state != "waiting",
+                    ProbeRun.started_at < now - self.KEEP_RUNS,
+                    ProbeRun.id.not_in(latest),
+                )
+            )

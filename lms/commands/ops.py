@@ -9,6 +9,7 @@ import click
 from lms.common import emit_json, fail, open_db, settings
 from models.clock import system_clock
 from models.ops_views import ops_status
+from models.tables import Dealer
 from workers.ops import retry
 
 
@@ -73,6 +74,8 @@ def ops_health(as_json: bool, dealer: str | None) -> None:
     db = open_db()
     try:
         with db.read() as session:
+            if dealer is not None and session.get(Dealer, dealer) is None:
+                fail(f"no dealer {dealer!r} (lms config show lists them)", code=3)
             result = health_verdict(
                 session, now=system_clock(), limits=thresholds_from(config), dealer=dealer
             )

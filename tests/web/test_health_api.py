@@ -31,7 +31,7 @@ def test_readiness_names_the_database_or_broker_that_does_not_answer(
     down = client.get("/readyz")
     assert down.status_code == 503 and down.json()["ready"] is False
     [reason] = down.json()["reasons"]
-    assert reason.startswith("broker: ConnectionError")
+    assert reason == "broker: ConnectionError"  # public: no host, port or server words
 
     # PostgreSQL behind a TCP proxy we cut: readiness fails, liveness does not ask it.
     proxy = TcpProxy("127.0.0.1", 5432)
@@ -42,9 +42,7 @@ def test_readiness_names_the_database_or_broker_that_does_not_answer(
             assert pane.get("/readyz").json() == {"ready": True}
             proxy.cut()
             cut = pane.get("/readyz")
-            assert cut.status_code == 503 and cut.json()["reasons"][0].startswith(
-                "database: OperationalError"
-            )
+            assert cut.status_code == 503 and cut.json()["reasons"] == ["database: OperationalError"]
             assert pane.get("/healthz").json() == {"ok": True}
             proxy.restore()
             assert pane.get("/readyz").status_code == 200

@@ -43,9 +43,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("token", name=op.f("uq_probe_runs_token")),
     )
     op.create_index("ix_probe_runs_dealer_started", "probe_runs", ["dealer_id", "started_at"])
+    # The latest finished run per dealer (every scrape of /metrics, every health verdict).
+    op.create_index("ix_probe_runs_dealer_state_id", "probe_runs", ["dealer_id", "state", "id"])
+    # The silence alarm counts a dealer's leads in time windows.
+    op.create_index("ix_leads_dealer_created", "leads", ["dealer_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_leads_dealer_created", table_name="leads")
+    op.drop_index("ix_probe_runs_dealer_state_id", table_name="probe_runs")
     op.drop_index("ix_probe_runs_dealer_started", table_name="probe_runs")
     op.drop_table("probe_runs")
     op.drop_table("ops_heartbeats")
