@@ -22,9 +22,16 @@ from workers.ops import RETRYABLE, retry
 
 
 async def reasons_page(request: Request) -> Response:
+    require_admin(scope_of(request))
+    return await _reasons(request, done=request.query_params.get("done", ""))
+
+
+async def _reasons(
+    request: Request, *, error: str | None = None, done: str = "", status: int = 200
+) -> Response:
+    """The reasons page: every reason of the dealer, system reasons in the reader's language."""
     ctx = ctx_of(request)
     scope = scope_of(request)
-    require_admin(scope)
     t = request.state.auth.t
 
     def load() -> list[Any]:
@@ -33,14 +40,7 @@ async def reasons_page(request: Request) -> Response:
 
     rows = await run_in_threadpool(load)
     labels = {r.code: (t.system_reason(r.code, r.label) if r.origin == "system" else r.label) for r in rows}
-    return render(
-        request,
-        "reasons.html",
-        rows=rows,
-        labels=labels,
-        error=None,
-        done=request.query_params.get("done", ""),
-    )
+    return render(request, "reasons.html", status=status, rows=rows, labels=labels, error=error, done=done)
 
 
 async def reasons_action(request: Request) -> Response:
@@ -65,17 +65,7 @@ async def reasons_action(request: Request) -> Response:
     try:
         await run_in_threadpool(work)
     except reason_edits.ReasonError as exc:
-        t = request.state.auth.t
-
-        def load() -> list[Any]:
-            with ctx.db.session() as session:
-                return reason_edits.reason_rows(session, scope.dealer_id)
-
-        rows = await run_in_threadpool(load)
-        labels = {
-            r.code: (t.system_reason(r.code, r.label) if r.origin == "system" else r.label) for r in rows
-        }
-        return render(request, "reasons.html", status=422, rows=rows, labels=labels, error=str(exc), done="")
+        return await _reasons(request, error=str(exc), status=422)
     return RedirectResponse("/admin/reasons?done=" + action, status_code=303)
 
 
