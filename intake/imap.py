@@ -59,6 +59,7 @@ from models.log_context import bind_thread
 from models.mailbox_tables import ImapSkipped
 from models.policy import policy_for
 from models.tables import Dealer, ImapLedger, ImapStatus
+from models.tls import client_tls_context
 
 log = logging.getLogger(__name__)
 
@@ -138,15 +139,6 @@ class MailboxError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """Chain and host name verified (the default context's), TLS 1.2 at least. A ``ca_file``
-    replaces the system store rather than adding to it: a private mail server is trusted for
-    its own CA only."""
-    context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 def classify(exc: BaseException, account: ImapAccount) -> MailboxError:
@@ -242,7 +234,7 @@ class ImapPoller:
         account = self.account
         # The token first: a refused grant opens no connection, a refresh holds none open.
         token = self.tokens.get() if self.tokens is not None and account.auth == "xoauth2" else None
-        context = tls_context(account.ca_file) if account.security != "none" else None
+        context = client_tls_context(account.ca_file) if account.security != "none" else None
         client = IMAPClient(
             account.host,
             port=account.port,

@@ -38,7 +38,16 @@ class Person:
     active: bool = True
 
     def absent_on(self, day: date) -> bool:
-        return any(start <= day <= end for start, end in self.absences)
+        return self.absent_until(day) is not None
+
+    def absent_until(self, day: date) -> date | None:
+        """The last day of the absences covering ``day`` (overlapping ones: the latest)."""
+        return max((end for start, end in self.absences if start <= day <= end), default=None)
+
+
+def absences_of(spans: Sequence[Mapping[str, str]] | None) -> tuple[tuple[date, date], ...]:
+    """A user row's stored absences (``[{"from": ISO, "to": ISO}]``) as date pairs."""
+    return tuple((date.fromisoformat(a["from"]), date.fromisoformat(a["to"])) for a in spans or [])
 
 
 @dataclass(frozen=True)
@@ -130,8 +139,7 @@ def _eligible(
         person = people.get(name)
         if person is None or not person.active:
             skipped[name] = "no longer a user"
-        elif person.absent_on(today):
-            until = max(end for start, end in person.absences if start <= today <= end)
+        elif (until := person.absent_until(today)) is not None:
             skipped[name] = f"absent until {until.isoformat()}"
         elif person.max_open is not None and person.open_leads >= person.max_open:
             skipped[name] = f"at the cap of {person.max_open} open leads"

@@ -70,17 +70,6 @@ def load_token(session: Session, box: SecretBox, dealer_id: str, user: str) -> S
     )
 
 
-def find_dealer_for_user(session: Session, user: str) -> list[str]:
-    """The dealers holding a token for this login (the SMTP relay names only the login)."""
-    return list(
-        session.scalars(
-            select(OAuthToken.dealer_id)
-            .where(OAuthToken.user == normalise_user(user))
-            .order_by(OAuthToken.dealer_id)
-        )
-    )
-
-
 def save_connected(
     session: Session,
     box: SecretBox,

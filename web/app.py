@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from web import account, admin, api, leads, mailboxes, metrics_page, reports, unassigned
-from web.auth import AuthMiddleware, invitation_page, login_page, logout
+from web.auth import AuthMiddleware, invitation_page, login_page, logout, unavailable
 from web.context import WebContext
 from web.render import render
 
@@ -158,9 +158,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 async def database_down(request: Request, exc: Exception) -> Response:
     log.warning("web: %s %s: database unavailable (%s)", request.method, request.url.path, type(exc).__name__)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": "the database is unavailable"}, status_code=503)
-    return PlainTextResponse("The database is unavailable; try again shortly.", status_code=503)
+    return unavailable(request)
 
 
 def create_app(ctx: WebContext) -> Starlette:

@@ -108,7 +108,7 @@ class AuthMiddleware:
             auth = await run_in_threadpool(identify, ctx, request)
         except DBAPIError as exc:
             log.warning("web: database unavailable (%s)", type(exc.orig).__name__)
-            await _unavailable(request)(scope, receive, send)
+            await unavailable(request)(scope, receive, send)
             return
         if auth is None:
             await _unauthenticated(request)(scope, receive, send)
@@ -185,7 +185,7 @@ def _csrf_refused(request: Request) -> Response:
     return PlainTextResponse(translator(request)("form_expired"), status_code=403)
 
 
-def _unavailable(request: Request) -> Response:
+def unavailable(request: Request) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": "the database is unavailable"}, status_code=503)
     return PlainTextResponse("The database is unavailable; try again shortly.", status_code=503)

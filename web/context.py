@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 from starlette.requests import Request
 
@@ -102,7 +103,7 @@ class Auth:
     csrf: str | None = None
     session_id: str | None = None
 
-    @property
+    @cached_property  # one per request: Babel's locale is parsed once
     def t(self) -> Translator:
         return Translator(self.lang, self.dealer.timezone, self.dealer.country)
 

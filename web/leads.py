@@ -18,6 +18,7 @@ from intake.parsing.mime import parse_mail
 from models.lead_scope import LeadScope
 from models.lead_views import count, lead_dict, lead_query, list_leads
 from models.privacy_tables import AuditEntry
+from models.routing import Person, absences_of
 from models.tables import CompletionReason, Contact, InboundMessage, Lead, LeadActivity, Source, User
 from models.vocabulary import LEAD_TYPES
 from web.auth import form_of
@@ -107,7 +108,10 @@ def change_stamp(session: Session, scope: LeadScope, now: datetime) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
-def list_context(session: Session, scope: LeadScope, params: ListParams, now: datetime) -> dict[str, Any]:
+def list_context(
+    session: Session, scope: LeadScope, params: ListParams, now: datetime, stamp: str | None = None
+) -> dict[str, Any]:
+    """The list page's data; ``stamp``: the change stamp when the caller computed it already."""
     page = list_leads(
         session,
         now=now,
@@ -132,7 +136,7 @@ def list_context(session: Session, scope: LeadScope, params: ListParams, now: da
         "users": users,
         "sources": sources,
         "types": LEAD_TYPES,
-        "stamp": change_stamp(session, scope, now),
+        "stamp": stamp or change_stamp(session, scope, now),
         "now": now,
         "page_size": PAGE_SIZE,
     }
@@ -156,9 +160,10 @@ async def leads_page(request: Request) -> Response:
     def load() -> dict[str, Any] | None:
         now = ctx.clock()
         with ctx.db.session() as session:
-            if stamp and stamp == change_stamp(session, scope, now):
+            current = change_stamp(session, scope, now) if stamp else None
+            if stamp and stamp == current:
                 return None
-            return list_context(session, scope, params, now)
+            return list_context(session, scope, params, now, current)
 
     data = await run_in_threadpool(load)
     if data is None:
@@ -172,11 +177,11 @@ async def leads_page(request: Request) -> Response:
 
 
 def absence_note(user: User, today: date, t: Translator) -> str:
-    for span in user.absences or []:
-        start, end = date.fromisoformat(span["from"]), date.fromisoformat(span["to"])
-        if start <= today <= end:
-            return t("absent_until", date=t.date(datetime.combine(end, datetime.min.time(), t.zone)))
-    return ""
+    """The same rule routing follows (overlapping absences: the latest end)."""
+    end = Person(user.username, absences=absences_of(user.absences)).absent_until(today)
+    if end is None:
+        return ""
+    return t("absent_until", date=t.date(datetime.combine(end, datetime.min.time(), t.zone)))
 
 
 def reason_label(t: Translator, row: CompletionReason) -> str:
@@ -205,7 +210,10 @@ def lead_context(
 ) -> dict[str, Any]:
     lead = visible_lead(session, scope, raw_id)
     data = lead_dict(session, lead, now=now, with_activities=False)
-    names = {u.id: u for u in session.scalars(select(User).where(User.dealer_id == scope.dealer_id))}
+    everyone = list(
+        session.scalars(select(User).where(User.dealer_id == scope.dealer_id).order_by(User.name))
+    )
+    names = {u.id: u for u in everyone}  # inactive people too: their past actions stay named
     activities = [
         {
             "at": a.at,
@@ -244,7 +252,8 @@ def lead_context(
     today = now.astimezone(t.zone).date()
     users = [
         {"username": u.username, "name": u.name, "role": u.role, "absent": absence_note(u, today, t)}
-        for u in dealer_users(session, scope)
+        for u in everyone
+        if u.active
     ]
     reasons = [
         {"code": code, "label": reason_label(t, row)}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from models.db import dialect_insert
 from models.dealer_config import DistributionConfig
 from models.policy import DealerPolicy
-from models.routing import Decision, LeadFacts, Person, RotationState, decide, keys_for
+from models.routing import Decision, LeadFacts, Person, RotationState, absences_of, decide, keys_for
 from models.tables import Lead, LeadActivity, RotationCounter, User
 from workers import lead_events
 
@@ -57,9 +57,7 @@ def snapshot(session: Session, policy: DealerPolicy) -> RoutingSnapshot:
             weight=user.weight,
             max_open=user.max_open,
             open_leads=int(open_counts.get(user.id, 0)),
-            absences=tuple(
-                (date.fromisoformat(a["from"]), date.fromisoformat(a["to"])) for a in user.absences or []
-            ),
+            absences=absences_of(user.absences),
             active=user.active,
         )
         for user in users

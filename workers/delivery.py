@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from models.db import Database
 from models.log_context import log_ids
@@ -109,6 +110,7 @@ def record(db: Database, outcomes: list[Outcome], *, now: datetime, policy: Send
             for row in session.scalars(
                 select(OutboundMessage)
                 .where(OutboundMessage.id.in_([o.id for o in outcomes]))
+                .options(defer(OutboundMessage.raw))  # read by claim() already; only states change
                 .with_for_update()
             )
         }

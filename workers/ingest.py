@@ -44,6 +44,7 @@ from intake.parsing.sources import PORTALS
 from intake.store import mailbox_key
 from models import metrics
 from models.autoresponse_gate import AnswerFacts, autoresponse_gate
+from models.contacts import normalise_email
 from models.db import Database, dialect_insert
 from models.log_context import each_logged, log_ids
 from models.policy import DealerPolicy, load_policy
@@ -71,7 +72,13 @@ from workers.assign import (
 from workers.bounces import record_bounce
 from workers.contacts import find_contact, identities, lock_identity_keys, match_contact
 from workers.escalations import set_first_due
-from workers.parse_facts import NOTHING_CONFIGURED, RECEIVING_VIAS, ReceivingSide, extract_options
+from workers.parse_facts import (
+    NOTHING_CONFIGURED,
+    RECEIVING_VIAS,
+    ReceivingSide,
+    extract_options,
+    own_addresses,
+)
 from workers.render.context import lead_context
 from workers.reply_lookup import find_replied_lead
 
@@ -364,7 +371,7 @@ def _write_mails(db: Database, items: list[_Item], *, now: datetime, timing: Tim
             new = item.routed or (item.result.new_lead_ids if item.result else [])
             try:
                 with session.begin_nested():
-                    row = _locked_row(session, item.id)
+                    row = locked_inbound(session, item.id)
                     if row is None or row.state in INBOUND_FINAL_STATES:
                         item.result = IngestResult(row.state if row else "missing", touched)
                         continue
@@ -423,7 +430,7 @@ def process_inbound(
     return written
 
 
-def _locked_row(session: Session, inbound_id: int) -> InboundMessage | None:
+def locked_inbound(session: Session, inbound_id: int) -> InboundMessage | None:
     """The message's row for a state change: locked, without its raw bytes (read already)."""
     return session.get(InboundMessage, inbound_id, with_for_update=True, options=[defer(InboundMessage.raw)])
 
@@ -511,7 +518,7 @@ def write_inbound(
     again: bool = False,
 ) -> IngestResult:
     """``again``: a person asked to recognise an ``unrecognised`` mail once more."""
-    row = _locked_row(session, envelope.id)
+    row = locked_inbound(session, envelope.id)
     if row is None:
         return IngestResult("missing")
     if row.state in INBOUND_FINAL_STATES and not (again and row.state == "unrecognised"):
@@ -588,7 +595,7 @@ def fingerprint(enquiry: Enquiry) -> str:
     words = " ".join(re.findall(r"\w+", enquiry.message.lower()))[:2000]
     parts = [
         enquiry.source.lower(),
-        enquiry.customer.email.strip().lower(),
+        normalise_email(enquiry.customer.email),
         ",".join(sorted(re.sub(r"\D", "", p) for p in enquiry.customer.phones)),
         enquiry.vehicle.make.lower(),
         enquiry.vehicle.model.lower(),
@@ -800,7 +807,7 @@ def _staff_mails(
 def _answer_facts(
     policy: DealerPolicy, envelope: Envelope, parsed: ParsedMail, recipient: str, last: datetime | None
 ) -> AnswerFacts:
-    ours = {a.lower() for a in (*policy.mailboxes, policy.sender_address)}
+    ours = own_addresses(policy)
     return AnswerFacts(
         kind="lead",
         kind_reason="",

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from models import metrics
 from models.db import Database
+from models.tls import client_tls_context
 
 
 class DeliveryError(Exception):
@@ -186,7 +187,7 @@ class SmtpRelay:
     idempotent: bool = False
 
     def tls_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file)
+        return client_tls_context(self.ca_file)
 
     def prepare(self) -> None:
         """Checks before connecting (an OAuth2 relay makes sure it has a grant)."""

@@ -20,7 +20,6 @@ from typing import Any
 import dramatiq
 from dramatiq import Broker, Worker
 from sqlalchemy import select
-from sqlalchemy.orm import defer
 
 from intake.store import announce
 from models import metrics
@@ -28,7 +27,7 @@ from models.clock import Clock, system_clock
 from models.db import Database
 from models.policy import policy_for
 from models.settings import Settings
-from models.tables import Dealer, InboundMessage
+from models.tables import Dealer
 from workers import webhooks
 from workers.accounts import prune as prune_sign_ins
 from workers.broker import make_broker, queue_depths
@@ -36,7 +35,7 @@ from workers.coalesce import Coalescer
 from workers.delivery import SendPolicy, backoff, send_outbound
 from workers.escalations import PassResult, next_event, run_pass
 from workers.heartbeat import beat
-from workers.ingest import Timing, ingest_batch
+from workers.ingest import Timing, ingest_batch, locked_inbound
 from workers.parse_facts import ReceivingSide, TxtResolver
 from workers.privacy import apply_retention
 from workers.probe import PeriodicProbes
@@ -188,9 +187,7 @@ class Runtime:
 
     def _record_ingest_failure(self, inbound_id: int, exc: Exception, now: datetime) -> None:
         with self.db.session() as session:
-            row = session.get(
-                InboundMessage, inbound_id, with_for_update=True, options=[defer(InboundMessage.raw)]
-            )
+            row = locked_inbound(session, inbound_id)
             if row is None:
                 return
             row.attempts += 1
@@ -322,12 +319,15 @@ class Scheduler:
 
     def _loop(self) -> None:
         last_sweep = last_retention = last_weekly = last_beat = 0.0
+        # The earliest escalation event as the end of the last pass saw it (None: ask now).
+        upcoming: datetime | None = None
+        known = False
         while not self._stop.is_set():
             wait = self.tick
             started, pass_started = self.runtime.clock(), time.monotonic()
             try:
                 # How late the earliest due escalation is handled (the scheduler's lag).
-                due = next_event(self.runtime.db)
+                due = upcoming if known else next_event(self.runtime.db)
                 lag = max(0.0, (started - due).total_seconds()) if due is not None else 0.0
                 if time.monotonic() - last_sweep >= self.interval:
                     self.runtime.sweep_once()
@@ -342,7 +342,7 @@ class Scheduler:
                 if result.fired or result.skipped:
                     log.info("escalations fired: %s (skipped %d)", result.fired, result.skipped)
                 self.probes.once(self.runtime.clock())
-                upcoming = next_event(self.runtime.db)
+                upcoming, known = next_event(self.runtime.db), True
                 if upcoming is not None:
                     wait = min(wait, max(0.05, (upcoming - self.runtime.clock()).total_seconds()))
                 # At most one heartbeat write a second, however often due events wake the loop.
@@ -352,6 +352,7 @@ class Scheduler:
                     last_beat = time.monotonic()
                 metrics.scheduler_pass(time.monotonic() - pass_started)
             except Exception:
+                known = False
                 log.exception("scheduler pass failed; trying again in %.0fs", self.tick)
             self._stop.wait(wait)
 
