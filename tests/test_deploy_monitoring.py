@@ -129,6 +129,23 @@ def test_promtool_accepts_the_rules_and_the_configuration(promtool: str) -> None
 
 
 def test_the_alerts_fire_as_their_unit_tests_say(promtool: str) -> None:
+    # Each alert the issue names has a case that must fire and one that must not.
+    cases = yaml.safe_load((DEPLOY / "prometheus" / "alerts_test.yml").read_text())["tests"]
+    tested = {
+        check["alertname"] for case in cases for check in case["alert_rule_test"] if check["exp_alerts"]
+    }
+    quiet = {
+        check["alertname"] for case in cases for check in case["alert_rule_test"] if not check["exp_alerts"]
+    }
+    wanted = {
+        "LmsDeadLetters",
+        "LmsImapMailboxSilent",
+        "LmsProbeFailing",
+        "LmsRelayFailures",
+        "LmsMailStopped",
+        "LmsSchedulerStopped",
+    }
+    assert wanted <= tested and wanted <= quiet
     _run(promtool, "test", "rules", "alerts_test.yml")
 
 

@@ -44,6 +44,7 @@ def test_one_leads_story_is_grepped_by_its_ids(
         stack.runtime.ingest(inbound.id)
         [lead] = stack.leads()
         outbound = [row.id for row in stack.outbound()]
+        assert sorted(row.kind for row in stack.outbound()) == ["autoresponse", "forward", "notification"]
         assert stack.runtime.send(outbound) == dict.fromkeys(outbound, "sent")
     finally:
         stack.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import signal
 import smtplib
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -241,7 +242,10 @@ def test_counters_move_by_exactly_what_happened(installation: Installation) -> N
     # The database's truth: the failed mails are pending, and the scheduler beats.
     assert total(after, "lms_queue_depth", queue="outbound") == len(last)
     assert total(after, "lms_queue_depth", queue="inbound") == 0
-    assert total(after, "lms_scheduler_last_pass_timestamp_seconds") > 0
+    assert total(after, "lms_queue_oldest_pending_seconds", queue="outbound") > 0  # they wait
+    assert total(after, "lms_imap_errors_total") == 0  # the mailbox worked all along
+    assert moved("lms_escalations_fired_total") == 0  # nothing was due
+    assert total(after, "lms_scheduler_last_pass_timestamp_seconds") > time.time() - 60  # beating now
     assert total(after, "lms_scheduler_pass_seconds_count") > 0
 
 

@@ -305,7 +305,8 @@ def test_a_failing_autoresponse_does_not_take_the_lead_with_it(db_url: str, sink
                 session, session.get(Lead, lead.id), now=stack.runtime.clock(), with_activities=True
             )  # type: ignore[arg-type]
         [failed] = [a for a in shown["activities"] if a["kind"] == "autoresponse_failed"]
-        assert ("not sent" in failed["text"] and "vehicle.year" in failed["text"]) or "int" in failed["text"]
+        # The reason names the block that failed and why, for the person who mends it.
+        assert "not sent" in failed["text"] and "templates.default.intro.de: TypeError" in failed["text"]
     finally:
         stack.close()
 

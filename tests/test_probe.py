@@ -24,6 +24,7 @@ from models.config_apply import apply_config
 from models.db import Database
 from models.dealer_config import load_config_file
 from models.migrate import upgrade
+from models.ops_tables import ProbeRun
 from tests.support.mails import DEMO_MAILBOX, enquiry
 from tests.support.processes import ROOT, LmsProcess, lms, lms_env
 from tests.support.services import free_port, wait_until
@@ -117,10 +118,25 @@ def test_the_probe_reports_its_time_and_leaves_nothing_behind(daemon: Daemon) ->
 
 
 def test_a_forged_or_expired_probe_token_is_an_ordinary_lead_with_its_autoresponse(daemon: Daemon) -> None:
-    expired = daemon.query("SELECT token FROM probe_runs WHERE state = 'ok' LIMIT 1")
-    tokens = {"forged": secrets.token_hex(16)}
-    if expired:
-        tokens["expired"] = str(expired[0][0])
+    # A run that finished already: its token is no longer a probe's.
+    tokens = {"forged": secrets.token_hex(16), "expired": secrets.token_hex(16)}
+    db = Database(daemon.url)
+    try:
+        with db.session() as session:
+            now = system_clock()
+            session.add(
+                ProbeRun(
+                    dealer_id="muster",
+                    token=tokens["expired"],
+                    via="smtp",
+                    started_at=now,
+                    finished_at=now,
+                    state="ok",
+                    seconds=0.1,
+                )
+            )
+    finally:
+        db.dispose()
     senders = {}
     with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
         for name, token in tokens.items():

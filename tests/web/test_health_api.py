@@ -7,7 +7,8 @@ import httpx
 from sqlalchemy import select
 
 from models.db import Database
-from models.health_facts import thresholds_from
+from models.health_facts import health_verdict, thresholds_from
+from models.ops_tables import ProbeRun
 from models.settings import Settings
 from models.tables import User
 from tests.support.proxy import TcpProxy
@@ -62,7 +63,21 @@ def test_the_health_verdict_is_for_admins_and_their_dealer(web_sqlite: WebStack)
     assert never["healthy"] is False and [i["check"] for i in never["issues"]] == ["scheduler_stalled"]
     now = web.clock()
     beat(web.db, "scheduler", now, now, lag=0.0, interval=15.0)
-    assert olga.get("/api/ops/health").json()["healthy"] is True
+    with web.db.session() as session:  # the other dealer has a problem of its own
+        session.add(
+            ProbeRun(
+                dealer_id="other",
+                token="e" * 32,
+                via="smtp",
+                started_at=now,
+                finished_at=now,
+                state="timeout",
+            )
+        )
+    with web.db.read() as session:
+        everything = health_verdict(session, now=now, limits=thresholds_from(Settings()))
+    assert [(i.check, i.dealer) for i in everything.issues] == [("probe_failing", "other")]
+    assert olga.get("/api/ops/health").json()["healthy"] is True  # never another dealer's issues
     # With a personal API token, as a monitoring system would ask.
     with web.db.session() as session:
         admin = session.scalars(select(User).where(User.username == "olga")).one()
