@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,12 +16,13 @@ from starlette.responses import JSONResponse, Response
 from models.policy import load_policy
 from models.report_math import BUCKETS, Period, human_duration, percent, period_of
 from models.report_views import ReportScope, dealer_report
-from models.tables import CompletionReason
 from web import report_charts as charts
 from web.context import ctx_of
 from web.i18n import Translator
+from web.leads import reason_label
 from web.render import is_htmx, render
 from web.scope import report_scope, scope_of
+from workers.lead_actions import usable_reasons
 
 BUCKET_LABELS = {name: f"≤ {name.replace('m', ' min').replace('h', ' h')}" for name, _ in BUCKETS}
 MAX_DAYS = 3 * 366
@@ -59,15 +59,8 @@ def presets(today: date) -> list[tuple[str, date, date]]:
 
 
 def _reason_labels(session: Session, dealer_id: str, t: Translator) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    rows = session.scalars(
-        select(CompletionReason)
-        .where(or_(CompletionReason.dealer_id.is_(None), CompletionReason.dealer_id == dealer_id))
-        .order_by(CompletionReason.dealer_id.is_not(None))
-    )
-    for row in rows:  # system reasons first, the dealer's own names win
-        labels[row.code] = t.system_reason(row.code, row.label) if row.dealer_id is None else row.label
-    return labels
+    reasons = usable_reasons(session, dealer_id, include_hidden=True)
+    return {code: reason_label(t, row) for code, row in reasons.items()}
 
 
 def _local_days(period: Period, zone: Any) -> tuple[date, date]:

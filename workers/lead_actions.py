@@ -140,8 +140,11 @@ def note(session: Session, lead: Lead, text: str, *, by: str, now: datetime) -> 
     lead.last_activity_at = now
 
 
-def usable_reasons(session: Session, dealer_id: str) -> dict[str, CompletionReason]:
-    """System reasons, overridden (renamed or hidden) by the dealer's rows of the same code."""
+def usable_reasons(
+    session: Session, dealer_id: str, *, include_hidden: bool = False
+) -> dict[str, CompletionReason]:
+    """System reasons, overridden (renamed or hidden) by the dealer's rows of the same code;
+    ``include_hidden``: hidden ones too (old leads and reports still name them)."""
     rows = session.scalars(
         select(CompletionReason)
         .where(or_(CompletionReason.dealer_id.is_(None), CompletionReason.dealer_id == dealer_id))
@@ -150,7 +153,7 @@ def usable_reasons(session: Session, dealer_id: str) -> dict[str, CompletionReas
     reasons: dict[str, CompletionReason] = {}
     for row in rows:  # system rows first, the dealer's win
         reasons[row.code] = row
-    return {code: row for code, row in reasons.items() if not row.hidden}
+    return {code: row for code, row in reasons.items() if include_hidden or not row.hidden}
 
 
 def complete(session: Session, lead: Lead, code: str, *, by: str, now: datetime) -> CompletionReason:
